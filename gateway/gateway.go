@@ -1,0 +1,470 @@
+// Package gateway is corsgate's standalone gateway: an [http.Handler] that
+// puts a browser-ready front on any gRPC server.
+//
+// It accepts gRPC-Web (binary application/grpc-web[+proto|+json] and text
+// application/grpc-web-text, base64), Connect (unary POST, unary GET for
+// methods marked NO_SIDE_EFFECTS, and every streaming kind; bidi needs
+// HTTP/2) and gRPC itself, and speaks gRPC to one backend over h2c or TLS
+// through a single long-lived HTTP/2 connection pool. Messages are moved
+// frame by frame without decoding them; only the JSON codec is transcoded to
+// and from the binary form the backend expects, using the descriptors.
+//
+// Only procedures present in the backend's descriptors are routed; they come
+// from a file (see [LoadDescriptorFile]) or from the backend's server
+// reflection, refreshed in the background. CORS is decided by an
+// [interceptor.Policy] from the same descriptors (or from explicit
+// [interceptor.Service] rules), rebuilt and swapped atomically whenever the
+// descriptors change; CORS headers the backend sets are removed.
+//
+// The gateway also answers /healthz and grpc.health.v1.Health itself.
+//
+// # Serving
+//
+// Serve it with an [http.Server] that enables HTTP/1.1 and unencrypted
+// HTTP/2 (or TLS), sets ReadHeaderTimeout and MaxHeaderBytes, and has no
+// WriteTimeout: a write timeout cuts long streams.
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/corsgate/corsgate/interceptor"
+)
+
+// DefaultMaxMessageSize is the default of [Config.MaxMessageSize]: 4 MiB, as
+// gRPC's default receive limit.
+const DefaultMaxMessageSize = 4 << 20
+
+// DefaultReflectionInterval is the default of [Config.ReflectionInterval].
+const DefaultReflectionInterval = time.Minute
+
+// Config configures a [Gateway]. Only Backend is required.
+type Config struct {
+	// Backend is the gRPC server: "host:port" or "http://host:port" for
+	// plaintext HTTP/2 (h2c), "https://host:port" for TLS.
+	Backend string
+	// BackendTLS, when not nil, makes the gateway speak TLS to the backend
+	// whatever the scheme of Backend. With an "https://" Backend and a nil
+	// BackendTLS, the system roots verify the backend.
+	BackendTLS *tls.Config
+	// Files are the descriptors of the backend's services. When nil, the
+	// gateway asks the backend's server reflection (grpc.reflection.v1,
+	// falling back to v1alpha): it retries while the backend starts, asks
+	// again every ReflectionInterval, and keeps the last good set when a
+	// refresh fails.
+	Files *protoregistry.Files
+	// ReflectionInterval is how often reflection is asked again. The default
+	// (zero) is one minute; a negative value never refreshes after the first
+	// success. It is unused when Files is set.
+	ReflectionInterval time.Duration
+	// Policy decides CORS. Nil means no CORS headers at all, so browsers on
+	// other origins are refused.
+	Policy *interceptor.Policy
+	// Services, when not nil, replace the CORS rules derived from the
+	// descriptors (the `services:` list of the YAML config). Routing still
+	// follows the descriptors.
+	Services []interceptor.Service
+	// MaxMessageSize bounds every message, in either direction, in bytes as
+	// sent on the wire; a larger one fails the call with RESOURCE_EXHAUSTED.
+	// The default (zero) is [DefaultMaxMessageSize]; negative is refused.
+	MaxMessageSize int
+	// Logger receives the gateway's logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Metrics, when not nil, counts calls, latencies and backend errors.
+	Metrics *Metrics
+}
+
+// Gateway serves gRPC-Web, Connect and gRPC clients from a gRPC backend. It is
+// safe for concurrent use. Create it with [New]; stop it with [Gateway.Close].
+type Gateway struct {
+	log       *slog.Logger
+	metrics   *Metrics
+	policy    *interceptor.Policy
+	services  []interceptor.Service
+	maxMsg    int
+	interval  time.Duration
+	reflect   bool
+	scheme    string
+	authority string
+	baseURL   string
+	transport *http.Transport
+	client    *http.Client // the same transport, for reflection and health
+
+	state     atomic.Pointer[state]
+	ready     chan struct{} // closed once descriptors are loaded
+	readyOnce sync.Once
+	kick      chan struct{} // asks the refresher to reflect now
+	lastKick  atomic.Int64  // unix nanoseconds of the last kick from a request
+	health    http.Handler
+	healthPfx string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// state is everything that changes with the descriptors, swapped as a whole.
+type state struct {
+	loaded  bool
+	files   *protoregistry.Files
+	types   *dynamicpb.Types
+	routes  map[string]*route
+	table   *interceptor.Table
+	handler http.Handler // CORS policy around the RPC handler
+	digest  [sha256.Size]byte
+}
+
+// route is one routable procedure, precomputed.
+type route struct {
+	path          string // "/pkg.Service/Method"
+	url           *url.URL
+	streamType    connect.StreamType
+	noSideEffects bool
+	input, output protoreflect.MessageDescriptor
+	metrics       *routeMetrics
+}
+
+// New validates cfg and returns a gateway. It never blocks on the network:
+// in reflection mode the descriptors load in the background (see
+// [Gateway.Ready]); until then calls fail with UNAVAILABLE.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.MaxMessageSize < 0 {
+		return nil, fmt.Errorf("gateway: MaxMessageSize %d is negative; use 0 for the default of %d", cfg.MaxMessageSize, DefaultMaxMessageSize)
+	}
+	scheme, authority, useTLS, err := parseBackend(cfg.Backend)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.BackendTLS != nil {
+		useTLS = true
+	}
+	if useTLS {
+		scheme = "https"
+	}
+	g := &Gateway{
+		log:       cfg.Logger,
+		metrics:   cfg.Metrics,
+		policy:    cfg.Policy,
+		services:  cfg.Services,
+		maxMsg:    cfg.MaxMessageSize,
+		interval:  cfg.ReflectionInterval,
+		reflect:   cfg.Files == nil,
+		scheme:    scheme,
+		authority: authority,
+		baseURL:   scheme + "://" + authority,
+		ready:     make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.maxMsg == 0 {
+		g.maxMsg = DefaultMaxMessageSize
+	}
+	if g.interval == 0 {
+		g.interval = DefaultReflectionInterval
+	}
+	g.transport = newTransport(useTLS, cfg.BackendTLS, authority)
+	g.client = &http.Client{Transport: g.transport}
+	g.healthPfx, g.health = g.newHealthHandler()
+
+	empty, err := g.newState(nil)
+	if err != nil {
+		return nil, err
+	}
+	g.state.Store(empty)
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	if !g.reflect {
+		st, err := g.newState(cfg.Files)
+		if err != nil {
+			return nil, err
+		}
+		g.state.Store(st)
+		g.markReady()
+		close(g.done)
+		return g, nil
+	}
+	go g.refresher()
+	return g, nil
+}
+
+func parseBackend(backend string) (scheme, authority string, useTLS bool, err error) {
+	if backend == "" {
+		return "", "", false, errors.New(`gateway: Backend is empty; give "host:port", "http://host:port" or "https://host:port"`)
+	}
+	scheme = "http"
+	authority = backend
+	if strings.Contains(backend, "://") {
+		u, err := url.Parse(backend)
+		if err != nil {
+			return "", "", false, fmt.Errorf("gateway: Backend %q: %w", backend, err)
+		}
+		switch u.Scheme {
+		case "http", "h2c":
+		case "https":
+			useTLS = true
+		default:
+			return "", "", false, fmt.Errorf("gateway: Backend %q has scheme %q; use http:// (h2c) or https://", backend, u.Scheme)
+		}
+		if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+			return "", "", false, fmt.Errorf("gateway: Backend %q has a path or query; give only scheme://host:port", backend)
+		}
+		authority = u.Host
+	}
+	if _, port, err := net.SplitHostPort(authority); err != nil || port == "" {
+		return "", "", false, fmt.Errorf("gateway: Backend %q has no port; give host:port", backend)
+	}
+	return scheme, authority, useTLS, nil
+}
+
+func newTransport(useTLS bool, tlsConf *tls.Config, authority string) *http.Transport {
+	var protocols http.Protocols
+	if useTLS {
+		protocols.SetHTTP2(true)
+		if tlsConf == nil {
+			tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+		} else {
+			tlsConf = tlsConf.Clone()
+		}
+		if tlsConf.ServerName == "" {
+			if host, _, err := net.SplitHostPort(authority); err == nil {
+				tlsConf.ServerName = host
+			}
+		}
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
+	return &http.Transport{
+		Protocols:           &protocols,
+		TLSClientConfig:     tlsConf,
+		ForceAttemptHTTP2:   true,
+		DisableCompression:  true, // message compression is gRPC's, not HTTP's
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     5 * time.Minute,
+		HTTP2: &http.HTTP2Config{
+			// Wide flow-control windows let streams run at the backend's pace.
+			MaxReceiveBufferPerConnection: 16 << 20,
+			MaxReceiveBufferPerStream:     4 << 20,
+			SendPingTimeout:               30 * time.Second,
+			PingTimeout:                   15 * time.Second,
+		},
+	}
+}
+
+// ServeHTTP serves one request: a CORS preflight, an RPC in any of the
+// accepted protocols, /healthz or grpc.health.v1.Health.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if path := r.URL.Path; path == "/healthz" {
+		g.serveHealthz(w, r)
+		return
+	} else if strings.HasPrefix(path, g.healthPfx) {
+		g.health.ServeHTTP(w, r)
+		return
+	}
+	g.state.Load().handler.ServeHTTP(w, r)
+}
+
+// Ready waits until the gateway has descriptors to route by, or ctx is done.
+// With [Config.Files] it returns nil at once.
+func (g *Gateway) Ready(ctx context.Context) error {
+	select {
+	case <-g.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gateway: no descriptors from %s yet: %w", g.authority, ctx.Err())
+	}
+}
+
+// Refresh asks the backend's reflection now and installs the result. It is a
+// no-op without reflection (when [Config.Files] was given). A failure leaves
+// the current descriptors in place.
+func (g *Gateway) Refresh(ctx context.Context) error {
+	if !g.reflect {
+		return nil
+	}
+	files, err := g.reflectFiles(ctx)
+	if err != nil {
+		return err
+	}
+	return g.install(files)
+}
+
+// Table returns the CORS table in force: derived from the current
+// descriptors, or built from [Config.Services].
+func (g *Gateway) Table() *interceptor.Table {
+	return g.state.Load().table
+}
+
+// Files returns the descriptors in force, nil before the first load.
+func (g *Gateway) Files() *protoregistry.Files {
+	return g.state.Load().files
+}
+
+// Close stops the background reflection and closes idle backend
+// connections. Calls in flight are not interrupted; stop the http.Server
+// first.
+func (g *Gateway) Close() error {
+	g.cancel()
+	<-g.done
+	g.transport.CloseIdleConnections()
+	return nil
+}
+
+func (g *Gateway) markReady() {
+	g.readyOnce.Do(func() { close(g.ready) })
+}
+
+// install builds a new state from files and swaps it in, unless the
+// descriptors did not change.
+func (g *Gateway) install(files *protoregistry.Files) error {
+	st, err := g.newState(files)
+	if err != nil {
+		return err
+	}
+	if old := g.state.Load(); old.loaded && old.digest == st.digest {
+		return nil
+	}
+	g.state.Store(st)
+	g.markReady()
+	g.log.Info("gateway: descriptors installed", "backend", g.authority, "procedures", len(st.routes))
+	return nil
+}
+
+// newState precomputes routes, the CORS table and the handler for files (nil
+// for the empty state before the first load).
+func (g *Gateway) newState(files *protoregistry.Files) (*state, error) {
+	st := &state{loaded: files != nil, files: files, routes: map[string]*route{}}
+	var services []interceptor.Service
+	if files != nil {
+		st.types = dynamicpb.NewTypes(files)
+		st.digest = digestFiles(files)
+		var err error
+		files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+			sds := fd.Services()
+			for i := range sds.Len() {
+				sd := sds.Get(i)
+				g.addRoutes(st, sd)
+				if g.services != nil || isOperatorService(sd.FullName()) {
+					continue
+				}
+				var svc interceptor.Service
+				svc, err = interceptor.ServiceOf(sd)
+				if err != nil {
+					err = fmt.Errorf("gateway: CORS rules of %s: %w", sd.FullName(), err)
+					return false
+				}
+				services = append(services, svc)
+			}
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if g.services != nil {
+		services = g.services
+	}
+	table, err := interceptor.NewTable(services...)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: CORS table: %w", err)
+	}
+	st.table = table
+	var inner http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.serveRPC(st, w, r)
+	})
+	if g.policy != nil {
+		inner = g.policy.Handler(table, inner)
+	}
+	st.handler = inner
+	return st, nil
+}
+
+// isOperatorService reports services that the gateway routes for non-browser
+// tools but never opens to browsers: server reflection and health.
+func isOperatorService(name protoreflect.FullName) bool {
+	switch name {
+	case "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "grpc.health.v1.Health":
+		return true
+	}
+	return false
+}
+
+func (g *Gateway) addRoutes(st *state, sd protoreflect.ServiceDescriptor) {
+	mds := sd.Methods()
+	for i := range mds.Len() {
+		md := mds.Get(i)
+		path := "/" + string(sd.FullName()) + "/" + string(md.Name())
+		rt := &route{
+			path:   path,
+			url:    &url.URL{Scheme: g.scheme, Host: g.authority, Path: path},
+			input:  md.Input(),
+			output: md.Output(),
+		}
+		switch {
+		case md.IsStreamingClient() && md.IsStreamingServer():
+			rt.streamType = connect.StreamTypeBidi
+		case md.IsStreamingClient():
+			rt.streamType = connect.StreamTypeClient
+		case md.IsStreamingServer():
+			rt.streamType = connect.StreamTypeServer
+		default:
+			rt.streamType = connect.StreamTypeUnary
+		}
+		if opts, ok := md.Options().(*descriptorpb.MethodOptions); ok {
+			rt.noSideEffects = opts.GetIdempotencyLevel() == descriptorpb.MethodOptions_NO_SIDE_EFFECTS
+		}
+		rt.metrics = g.metrics.forRoute(path)
+		st.routes[path] = rt
+	}
+}
+
+// digestFiles fingerprints a descriptor set so that an unchanged refresh
+// keeps the state (and its caches) in place.
+func digestFiles(files *protoregistry.Files) [sha256.Size]byte {
+	var names []string
+	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		names = append(names, fd.Path())
+		return true
+	})
+	slices.Sort(names)
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	for _, name := range names {
+		fd, err := files.FindFileByPath(name)
+		if err != nil {
+			continue
+		}
+		b, err := opts.Marshal(protodesc.ToFileDescriptorProto(fd))
+		if err != nil {
+			continue
+		}
+		h.Write(b)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}

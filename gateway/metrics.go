@@ -1,0 +1,163 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/corsgate/corsgate/interceptor"
+)
+
+// Metrics are the gateway's Prometheus metrics:
+//
+//	corsgate_requests_total{procedure,protocol,code}        calls by outcome
+//	corsgate_request_duration_seconds{procedure,protocol}   call latency
+//	corsgate_cors_preflights_total{result,reason}            preflights allowed or refused, and why
+//	corsgate_cors_requests_total{result,reason}              cross-origin actual requests
+//	corsgate_backend_errors_total                            backend unreachable or broken
+//
+// procedure is a routed "/pkg.Service/Method" or "unknown"; protocol is
+// grpc_web, grpc_web_text, connect or grpc; code is the gRPC code in
+// snake case ("ok", "unavailable"). A nil *Metrics records nothing.
+type Metrics struct {
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	preflights    *prometheus.CounterVec
+	crossOrigin   *prometheus.CounterVec
+	backendErrors prometheus.Counter
+}
+
+// NewMetrics registers the gateway's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "corsgate_requests_total",
+			Help: "RPCs served by the gateway, by procedure, client protocol and gRPC code.",
+		}, []string{"procedure", "protocol", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "corsgate_request_duration_seconds",
+			Help:    "Time from the request's arrival to the end of its response, by procedure and client protocol.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"procedure", "protocol"}),
+		preflights: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "corsgate_cors_preflights_total",
+			Help: "CORS preflights, by result (allowed, refused) and reason.",
+		}, []string{"result", "reason"}),
+		crossOrigin: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "corsgate_cors_requests_total",
+			Help: "Cross-origin actual requests, by result (allowed, refused) and reason.",
+		}, []string{"result", "reason"}),
+		backendErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "corsgate_backend_errors_total",
+			Help: "Calls that failed because the backend was unreachable or broke the exchange.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.preflights, m.crossOrigin, m.backendErrors} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("gateway: metrics already registered: %w", err)
+			}
+			return nil, fmt.Errorf("gateway: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// ObserveVerdict counts a CORS verdict. Pass it to the policy with
+// interceptor.WithObserver(m.ObserveVerdict).
+func (m *Metrics) ObserveVerdict(v interceptor.Verdict) {
+	if m == nil {
+		return
+	}
+	result := "refused"
+	if v.Allowed {
+		result = "allowed"
+	}
+	if v.Preflight {
+		m.preflights.WithLabelValues(result, v.Reason.String()).Inc()
+		return
+	}
+	m.crossOrigin.WithLabelValues(result, v.Reason.String()).Inc()
+}
+
+const numProtocols = 4
+
+// protocolIndex numbers the protocol labels for the per-route caches.
+func protocolIndex(name string) int {
+	switch name {
+	case "grpc_web":
+		return 0
+	case "grpc_web_text":
+		return 1
+	case "connect":
+		return 2
+	default:
+		return 3
+	}
+}
+
+// routeMetrics caches the series of one procedure so that recording a call
+// neither hashes labels nor allocates.
+type routeMetrics struct {
+	m         *Metrics
+	procedure string
+	counters  [numProtocols][connect.CodeUnauthenticated + 1]atomic.Pointer[prometheus.Counter]
+	latency   [numProtocols]atomic.Pointer[prometheus.Observer]
+}
+
+func (m *Metrics) forRoute(procedure string) *routeMetrics {
+	if m == nil {
+		return nil
+	}
+	return &routeMetrics{m: m, procedure: procedure}
+}
+
+func codeLabel(code connect.Code) string {
+	if code == 0 {
+		return "ok"
+	}
+	return code.String()
+}
+
+func (r *routeMetrics) observe(protocol string, code connect.Code, d time.Duration) {
+	if r == nil {
+		return
+	}
+	if code > connect.CodeUnauthenticated {
+		code = connect.CodeUnknown
+	}
+	p := protocolIndex(protocol)
+	c := r.counters[p][code].Load()
+	if c == nil {
+		counter := r.m.requests.WithLabelValues(r.procedure, protocol, codeLabel(code))
+		c = &counter
+		r.counters[p][code].Store(c)
+	}
+	(*c).Inc()
+	o := r.latency[p].Load()
+	if o == nil {
+		obs := r.m.latency.WithLabelValues(r.procedure, protocol)
+		o = &obs
+		r.latency[p].Store(o)
+	}
+	(*o).Observe(d.Seconds())
+}
+
+func (m *Metrics) observeUnrouted(protocol string, code connect.Code) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues("unknown", protocol, codeLabel(code)).Inc()
+}
+
+func (m *Metrics) backendError() {
+	if m == nil {
+		return
+	}
+	m.backendErrors.Inc()
+}

@@ -1,0 +1,420 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+)
+
+// protocol is one wire format the gateway accepts from clients. There is
+// one implementation per file: protocol_grpcweb.go (binary and text),
+// protocol_connect.go (unary POST, GET, streaming) and protocol_grpc.go
+// (pass-through).
+//
+// For every call the gateway detects the protocol, finds the route, then:
+//  1. prepare checks the client request and completes the backend request:
+//     it sets the protocol headers (Content-Type, Grpc-Encoding,
+//     Grpc-Accept-Encoding) and the body, a stream of gRPC frames read
+//     lazily from the client; metadata, TE and Grpc-Timeout are already set;
+//  2. the backend request goes out through the shared transport;
+//  3. respond translates the backend's gRPC response (headers, frames,
+//     trailers) to the client as it arrives and returns the call's final
+//     status;
+//  4. whenever the call fails before respond has written anything,
+//     writeError answers in the client's protocol.
+//
+// Implementations hold no per-call state; that lives in [call].
+type protocol interface {
+	// name is the protocol's label in metrics and logs.
+	name() string
+	// timeout parses the client's deadline header: ok is false without one;
+	// a malformed value is a status.
+	timeout(r *http.Request) (d time.Duration, ok bool, st *rpcStatus)
+	prepare(c *call, out *http.Request) *rpcStatus
+	respond(c *call, resp *http.Response) *rpcStatus
+	writeError(c *call, st *rpcStatus)
+}
+
+// call is the state of one RPC through the gateway.
+type call struct {
+	g     *Gateway
+	st    *state
+	w     http.ResponseWriter
+	r     *http.Request
+	ctx   context.Context
+	route *route
+	proto protocol
+	// codec is the client's codec: "proto" or "json".
+	codec string
+	// body, when the request streams through unbuffered, checks its frames.
+	body requestBody
+	// wrote reports that response headers went to the client.
+	wrote bool
+}
+
+// okStatus is the status of a successful call.
+var okStatus = &rpcStatus{}
+
+// serveRPC serves a request the CORS policy let through.
+func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	p, codec, refusal := detect(r)
+	if refusal != 0 {
+		writeHTTPRefusal(w, refusal)
+		return
+	}
+	c := &call{g: g, st: st, w: w, r: r, ctx: r.Context(), proto: p, codec: codec}
+	rt := st.routes[r.URL.Path]
+	if rt == nil {
+		if !st.loaded {
+			c.finish(start, nil, errorf(connect.CodeUnavailable, errNoDescriptors.Error()))
+			return
+		}
+		g.kickRefresh()
+		missing := errorf(connect.CodeUnimplemented, "procedure "+r.URL.Path+" is not served by the backend")
+		missing.httpStatus = http.StatusNotFound
+		c.finish(start, nil, missing)
+		return
+	}
+	c.route = rt
+	c.finish(start, rt, c.run())
+}
+
+// run carries out the call and returns its final status. A status returned
+// before anything was written is written by finish.
+func (c *call) run() *rpcStatus {
+	r := c.r
+	d, hasTimeout, bad := c.proto.timeout(r)
+	if bad != nil {
+		return bad
+	}
+	if hasTimeout {
+		var cancel context.CancelFunc
+		c.ctx, cancel = context.WithTimeout(c.ctx, d)
+		defer cancel()
+	}
+	out := &http.Request{
+		Method:     http.MethodPost,
+		URL:        c.route.url,
+		Host:       c.g.authority,
+		Proto:      "HTTP/2.0",
+		ProtoMajor: 2,
+		Header:     make(http.Header, len(r.Header)+4),
+	}
+	copyRequestMetadata(out.Header, r.Header)
+	out.Header["Te"] = teTrailers
+	if hasTimeout {
+		out.Header["Grpc-Timeout"] = []string{encodeGRPCTimeout(d)}
+	}
+	if st := c.proto.prepare(c, out); st != nil {
+		return st
+	}
+	if r.ProtoMajor == 1 && c.route.streamType&connect.StreamTypeClient != 0 {
+		// Let the response start while the request still streams in.
+		_ = http.NewResponseController(c.w).EnableFullDuplex()
+	}
+	resp, err := c.g.transport.RoundTrip(out.WithContext(c.ctx))
+	if err != nil {
+		return c.failure(err)
+	}
+	defer resp.Body.Close()
+	return c.proto.respond(c, resp)
+}
+
+// failure turns an error of the backend exchange into a status: the request
+// body's own refusal (a message too large) first, then deadline and
+// cancellation, else the backend is unavailable.
+func (c *call) failure(err error) *rpcStatus {
+	if c.body != nil {
+		if st := c.body.status(); st != nil {
+			return st
+		}
+	}
+	st := statusFromError(c.ctx, err)
+	if st.code == connect.CodeUnavailable {
+		c.g.metrics.backendError()
+		c.g.kickRefresh()
+		c.g.log.Debug("gateway: backend call failed", "procedure", c.r.URL.Path, "error", err)
+	}
+	return st
+}
+
+// finish writes st when nothing was written yet, and records the call.
+func (c *call) finish(start time.Time, rt *route, st *rpcStatus) {
+	if st == nil {
+		st = errorf(connect.CodeInternal, "no status")
+	}
+	if st != okStatus && st.code != 0 && !c.wrote {
+		c.proto.writeError(c, st)
+	}
+	if rt != nil {
+		rt.metrics.observe(c.proto.name(), st.code, time.Since(start))
+	} else {
+		c.g.metrics.observeUnrouted(c.proto.name(), st.code)
+	}
+}
+
+// detect picks the protocol from the method and Content-Type. A refusal is
+// an HTTP status (405 or 415) for requests no RPC client would send.
+func detect(r *http.Request) (p protocol, codec string, refusal int) {
+	ct := r.Header.Get("Content-Type")
+	if r.Method == http.MethodGet {
+		return connectGet{}, "", 0
+	}
+	if r.Method != http.MethodPost {
+		return nil, "", http.StatusMethodNotAllowed
+	}
+	base, _, _ := strings.Cut(ct, ";")
+	base = strings.TrimSpace(strings.ToLower(base))
+	switch {
+	case strings.HasPrefix(base, "application/grpc-web-text"):
+		sub, ok := subtype(base, "application/grpc-web-text")
+		if !ok || sub != "proto" {
+			return nil, "", http.StatusUnsupportedMediaType
+		}
+		return grpcWeb{text: true}, sub, 0
+	case strings.HasPrefix(base, "application/grpc-web"):
+		sub, ok := subtype(base, "application/grpc-web")
+		if !ok {
+			return nil, "", http.StatusUnsupportedMediaType
+		}
+		return grpcWeb{}, sub, 0
+	case strings.HasPrefix(base, "application/grpc"):
+		if _, ok := subtype(base, "application/grpc"); !ok {
+			return nil, "", http.StatusUnsupportedMediaType
+		}
+		return grpcPass{}, "", 0
+	case strings.HasPrefix(base, "application/connect+"):
+		sub := base[len("application/connect+"):]
+		if !knownCodec(sub) {
+			return nil, "", http.StatusUnsupportedMediaType
+		}
+		return connectStream{}, sub, 0
+	case base == "application/proto" || base == "application/json":
+		return connectUnary{}, base[len("application/"):], 0
+	}
+	return nil, "", http.StatusUnsupportedMediaType
+}
+
+// subtype returns the codec after prefix ("" and "+proto" give "proto").
+func subtype(ct, prefix string) (string, bool) {
+	rest := ct[len(prefix):]
+	switch {
+	case rest == "":
+		return "proto", true
+	case rest[0] == '+' && knownCodec(rest[1:]):
+		return rest[1:], true
+	}
+	return "", false
+}
+
+func knownCodec(name string) bool { return name == "proto" || name == "json" }
+
+// writeHTTPRefusal answers a request that is not an RPC the gateway knows.
+func writeHTTPRefusal(w http.ResponseWriter, status int) {
+	h := w.Header()
+	switch status {
+	case http.StatusMethodNotAllowed:
+		h.Set("Allow", "GET, POST")
+	case http.StatusUnsupportedMediaType:
+		h.Set("Accept-Post", "application/grpc-web, application/grpc-web+proto, application/grpc-web+json, "+
+			"application/grpc-web-text, application/grpc-web-text+proto, application/grpc, application/grpc+proto, "+
+			"application/proto, application/json, application/connect+proto, application/connect+json")
+	}
+	http.Error(w, http.StatusText(status), status)
+}
+
+var teTrailers = []string{"trailers"}
+
+// copyRequestMetadata copies the client's metadata to the backend request:
+// everything but hop-by-hop headers, the headers of the client's protocol
+// (rewritten by each protocol) and CORS request headers.
+func copyRequestMetadata(dst, src http.Header) {
+	var extraHop []string
+	if conn := src["Connection"]; len(conn) > 0 {
+		for _, v := range conn {
+			for _, name := range strings.Split(v, ",") {
+				if name = strings.TrimSpace(name); name != "" {
+					extraHop = append(extraHop, http.CanonicalHeaderKey(name))
+				}
+			}
+		}
+	}
+	for k, v := range src {
+		if skipRequestHeader(k) {
+			continue
+		}
+		if len(extraHop) > 0 && containsString(extraHop, k) {
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+func skipRequestHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Upgrade", "Te", "Trailer", "Transfer-Encoding",
+		"Proxy-Authorization", "Proxy-Authenticate", "Http2-Settings", "Host", "Content-Length",
+		"Content-Type", "Content-Encoding", "Accept-Encoding", "X-Grpc-Web",
+		"Connect-Protocol-Version", "Connect-Timeout-Ms", "Connect-Content-Encoding", "Connect-Accept-Encoding",
+		"Grpc-Timeout", "Grpc-Encoding", "Grpc-Accept-Encoding", "Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin":
+		return true
+	}
+	return strings.HasPrefix(k, "Access-Control-")
+}
+
+// copyResponseMetadata copies the backend's response metadata to the client:
+// everything but the gRPC protocol's headers, hop-by-hop headers and CORS
+// headers (the gateway's policy alone decides CORS).
+func copyResponseMetadata(dst, src http.Header) {
+	for k, v := range src {
+		if isReservedGRPCHeader(k) || strings.HasPrefix(k, "Access-Control-") {
+			continue
+		}
+		if k == "Vary" {
+			// Keep the policy's Vary: Origin.
+			dst[k] = append(dst[k], v...)
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// parseGRPCTimeout parses a Grpc-Timeout value: at most 8 digits and a unit.
+func parseGRPCTimeout(v string) (time.Duration, *rpcStatus) {
+	bad := errorf(connect.CodeInvalidArgument, "invalid grpc-timeout "+strconv.Quote(v))
+	if len(v) < 2 || len(v) > 9 {
+		return 0, bad
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, bad
+	}
+	var unit time.Duration
+	switch v[len(v)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, bad
+	}
+	const maxHours = int64((1<<63 - 1) / int64(time.Hour))
+	if unit == time.Hour && n > maxHours {
+		return time.Duration(1<<63 - 1), nil
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// encodeGRPCTimeout writes d with the finest unit that fits in 8 digits.
+func encodeGRPCTimeout(d time.Duration) string {
+	if d <= 0 {
+		return "1n"
+	}
+	const max8 = 100_000_000
+	units := [...]struct {
+		d time.Duration
+		c byte
+	}{{time.Nanosecond, 'n'}, {time.Microsecond, 'u'}, {time.Millisecond, 'm'}, {time.Second, 'S'}, {time.Minute, 'M'}, {time.Hour, 'H'}}
+	for _, u := range units {
+		if v := d / u.d; v < max8 {
+			if d%u.d != 0 {
+				v++ // round up so the backend's deadline is not earlier than ours
+			}
+			return strconv.FormatInt(int64(v), 10) + string(u.c)
+		}
+	}
+	return "99999999H"
+}
+
+// bufferRequest reads a whole unary request body, bounded by limit+extra
+// bytes; a longer body is RESOURCE_EXHAUSTED.
+func bufferRequest(r io.Reader, buf *bytes.Buffer, limit int) *rpcStatus {
+	n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return statusFromReadError(err)
+	}
+	if n > int64(limit) {
+		return errorf(connect.CodeResourceExhausted, "request body is larger than the limit of "+strconv.Itoa(limit)+" bytes")
+	}
+	return nil
+}
+
+// statusFromReadError maps a failure to read the client's body.
+func statusFromReadError(err error) *rpcStatus {
+	var st *rpcStatus
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &st):
+		return st
+	case errors.As(err, &mbe):
+		return errorf(connect.CodeResourceExhausted, err.Error())
+	case errors.Is(err, context.Canceled):
+		return errorf(connect.CodeCanceled, "request canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorf(connect.CodeDeadlineExceeded, "deadline exceeded")
+	}
+	return errorf(connect.CodeInvalidArgument, "reading request: "+err.Error())
+}
+
+// flusher flushes the client response when the writer can.
+func flush(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).Flush()
+}
+
+// responseContentTypeOK reports whether the backend answered with gRPC.
+func responseContentTypeOK(resp *http.Response) bool {
+	ct := resp.Header["Content-Type"]
+	return len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc")
+}
+
+// backendHTTPError is the status of a backend answer that is not gRPC.
+func backendHTTPError(resp *http.Response) *rpcStatus {
+	if resp.StatusCode != http.StatusOK {
+		return errorf(grpcCodeForHTTP(resp.StatusCode), "backend answered HTTP "+strconv.Itoa(resp.StatusCode))
+	}
+	return errorf(connect.CodeInternal, "backend answered with content type "+strconv.Quote(resp.Header.Get("Content-Type")))
+}
+
+// finalStatus reads the status at the end of a backend response: from the
+// trailers, or from the headers of a trailers-only response.
+func finalStatus(resp *http.Response) *rpcStatus {
+	if st, ok := statusFromHeader(resp.Trailer); ok {
+		return &st
+	}
+	if st, ok := statusFromHeader(resp.Header); ok {
+		return &st
+	}
+	return errorf(connect.CodeInternal, "backend sent no grpc-status")
+}
+
+// trailersOnly reports a backend response that is only a status (an error
+// answered at once): its headers are the trailers.
+func trailersOnly(resp *http.Response) bool {
+	_, ok := resp.Header["Grpc-Status"]
+	return ok
+}

@@ -1,0 +1,298 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+)
+
+// grpcWeb is gRPC-Web, binary (application/grpc-web[+proto|+json]) or text
+// (application/grpc-web-text[+proto], the whole body in base64).
+//
+// gRPC-Web is gRPC with the trailers moved into the body: requests are the
+// same frames, so the binary protocol's request body and response frames
+// pass through untouched, and only the trailers are rewritten into a final
+// frame flagged 0x80 with lowercase "name: value\r\n" lines. Text mode wraps
+// the same bytes in base64, each response write encoded on its own.
+type grpcWeb struct {
+	text bool
+}
+
+func (p grpcWeb) name() string {
+	if p.text {
+		return "grpc_web_text"
+	}
+	return "grpc_web"
+}
+
+func (grpcWeb) timeout(r *http.Request) (time.Duration, bool, *rpcStatus) {
+	return grpcTimeoutHeader(r)
+}
+
+// grpcTimeoutHeader parses the Grpc-Timeout of gRPC and gRPC-Web requests.
+func grpcTimeoutHeader(r *http.Request) (time.Duration, bool, *rpcStatus) {
+	v := r.Header["Grpc-Timeout"]
+	if len(v) == 0 || v[0] == "" {
+		return 0, false, nil
+	}
+	d, st := parseGRPCTimeout(v[0])
+	if st != nil {
+		return 0, false, st
+	}
+	return d, true, nil
+}
+
+func (p grpcWeb) prepare(c *call, out *http.Request) *rpcStatus {
+	var body io.Reader = c.r.Body
+	if p.text {
+		body = newBase64Reader(body)
+	}
+	out.Header["Content-Type"] = contentTypeGRPC
+	if c.codec == "json" {
+		enc := c.r.Header.Get("Grpc-Encoding")
+		return c.transcodedRequest(out, body, enc)
+	}
+	if v := c.r.Header["Grpc-Encoding"]; len(v) > 0 {
+		out.Header["Grpc-Encoding"] = v
+	}
+	if v := c.r.Header["Grpc-Accept-Encoding"]; len(v) > 0 {
+		out.Header["Grpc-Accept-Encoding"] = v
+	}
+	return c.framedRequest(out, body)
+}
+
+func (p grpcWeb) respond(c *call, resp *http.Response) *rpcStatus {
+	if resp.StatusCode != http.StatusOK || !responseContentTypeOK(resp) {
+		return backendHTTPError(resp)
+	}
+	h := c.w.Header()
+	h["Content-Type"] = p.contentType(c)
+	if trailersOnly(resp) {
+		st := finalStatus(resp)
+		c.w.WriteHeader(http.StatusOK)
+		c.wrote = true
+		p.writeTrailers(c, c.writer(p), resp.Header, nil)
+		return st
+	}
+	copyResponseMetadata(h, resp.Header)
+	c.w.WriteHeader(http.StatusOK)
+	c.wrote = true
+	out := c.writer(p)
+	boundary, err := c.pump(out, resp)
+	if err != nil {
+		st := c.failure(err)
+		if !boundary {
+			// Part of a message went out: the client cannot parse a trailer
+			// frame now, so break the response instead.
+			panic(http.ErrAbortHandler)
+		}
+		p.writeTrailers(c, out, nil, st)
+		return st
+	}
+	st := finalStatus(resp)
+	if _, ok := resp.Trailer["Grpc-Status"]; ok {
+		p.writeTrailers(c, out, resp.Trailer, nil)
+	} else {
+		// Either a status in the headers after a body, or none at all.
+		p.writeTrailers(c, out, nil, st)
+	}
+	return st
+}
+
+func (p grpcWeb) writeError(c *call, st *rpcStatus) {
+	c.w.Header()["Content-Type"] = p.contentType(c)
+	c.w.WriteHeader(http.StatusOK)
+	c.wrote = true
+	p.writeTrailers(c, c.writer(p), nil, st)
+}
+
+var (
+	contentTypeGRPC            = []string{"application/grpc"}
+	contentTypeGRPCWeb         = []string{"application/grpc-web+proto"}
+	contentTypeGRPCWebJSON     = []string{"application/grpc-web+json"}
+	contentTypeGRPCWebText     = []string{"application/grpc-web-text+proto"}
+	contentTypeGRPCWebBare     = []string{"application/grpc-web"}
+	contentTypeGRPCWebTextBare = []string{"application/grpc-web-text"}
+)
+
+// contentType answers in the request's own spelling.
+func (p grpcWeb) contentType(c *call) []string {
+	bare := strings.IndexByte(c.r.Header.Get("Content-Type"), '+') < 0
+	switch {
+	case p.text && bare:
+		return contentTypeGRPCWebTextBare
+	case p.text:
+		return contentTypeGRPCWebText
+	case c.codec == "json":
+		return contentTypeGRPCWebJSON
+	case bare:
+		return contentTypeGRPCWebBare
+	default:
+		return contentTypeGRPCWeb
+	}
+}
+
+// writer is where response bytes go: the client, through base64 in text mode.
+func (c *call) writer(p grpcWeb) io.Writer {
+	if p.text {
+		return base64Writer{w: c.w}
+	}
+	return c.w
+}
+
+// writeTrailers writes the trailers frame: from the backend's trailers (or
+// the headers of a trailers-only answer) when md is not nil, else from st.
+func (grpcWeb) writeTrailers(c *call, out io.Writer, md http.Header, st *rpcStatus) {
+	buf := getBytesBuf()
+	defer putBytesBuf(buf)
+	buf.Write([]byte{flagTrailers, 0, 0, 0, 0})
+	if md != nil {
+		for k, vs := range md {
+			if (isReservedGRPCHeader(k) && !isStatusHeader(k)) || strings.HasPrefix(k, "Access-Control-") {
+				continue
+			}
+			name := lowerHeaderName(k)
+			for _, v := range vs {
+				buf.WriteString(name)
+				buf.WriteString(": ")
+				buf.WriteString(v)
+				buf.WriteString("\r\n")
+			}
+		}
+	} else {
+		writeStatusLines(buf, st)
+	}
+	b := buf.Bytes()
+	size := len(b) - headerLen
+	b[1], b[2], b[3], b[4] = byte(size>>24), byte(size>>16), byte(size>>8), byte(size)
+	_, _ = out.Write(b)
+}
+
+func writeStatusLines(buf interface{ WriteString(string) (int, error) }, st *rpcStatus) {
+	buf.WriteString("grpc-status: ")
+	buf.WriteString(codeString(st))
+	buf.WriteString("\r\n")
+	if st.message != "" {
+		buf.WriteString("grpc-message: ")
+		buf.WriteString(percentEncode(st.message))
+		buf.WriteString("\r\n")
+	}
+	if st.detailsBin != "" {
+		buf.WriteString("grpc-status-details-bin: ")
+		buf.WriteString(st.detailsBin)
+		buf.WriteString("\r\n")
+	}
+}
+
+func isStatusHeader(k string) bool {
+	return k == "Grpc-Status" || k == "Grpc-Message" || k == "Grpc-Status-Details-Bin"
+}
+
+// lowerHeaderName lowercases a canonical header name; the gRPC-Web spec and
+// clients want lowercase trailer names.
+func lowerHeaderName(k string) string {
+	switch k {
+	case "Grpc-Status":
+		return "grpc-status"
+	case "Grpc-Message":
+		return "grpc-message"
+	case "Grpc-Status-Details-Bin":
+		return "grpc-status-details-bin"
+	}
+	return strings.ToLower(k)
+}
+
+// base64Writer encodes every write on its own, padding included, as
+// gRPC-Web text clients expect (they decode in 4-character groups).
+type base64Writer struct {
+	w http.ResponseWriter
+}
+
+func (b base64Writer) Write(p []byte) (int, error) {
+	buf := getBytesBuf()
+	defer putBytesBuf(buf)
+	n := base64.StdEncoding.EncodedLen(len(p))
+	buf.Grow(n)
+	dst := buf.AvailableBuffer()[:n]
+	base64.StdEncoding.Encode(dst, p)
+	if _, err := b.w.Write(dst); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// base64Reader decodes a gRPC-Web text request body: base64 in which every
+// chunk the client sent may carry its own padding, with whitespace ignored.
+type base64Reader struct {
+	r       io.Reader
+	in      []byte // undecoded characters, whitespace removed
+	out     []byte // decoded bytes not yet returned
+	readBuf []byte
+	err     error
+}
+
+func newBase64Reader(r io.Reader) *base64Reader {
+	return &base64Reader{r: r, readBuf: make([]byte, 8<<10)}
+}
+
+func (b *base64Reader) Read(p []byte) (int, error) {
+	for len(b.out) == 0 {
+		if b.err != nil {
+			if b.err == io.EOF && len(b.in) > 0 {
+				b.err = io.ErrUnexpectedEOF
+			}
+			return 0, b.err
+		}
+		n, err := b.r.Read(b.readBuf)
+		for _, ch := range b.readBuf[:n] {
+			switch ch {
+			case ' ', '\t', '\r', '\n':
+			default:
+				b.in = append(b.in, ch)
+			}
+		}
+		if err != nil {
+			b.err = err
+		}
+		if derr := b.decode(); derr != nil {
+			b.err = derr
+		}
+	}
+	n := copy(p, b.out)
+	b.out = b.out[n:]
+	return n, nil
+}
+
+// decode moves every complete 4-character group of in to out. A group with
+// padding ends a segment; the next group starts afresh.
+func (b *base64Reader) decode() error {
+	full := len(b.in) / 4 * 4
+	if full == 0 {
+		return nil
+	}
+	b.out = b.out[:0]
+	src := b.in[:full]
+	for len(src) > 0 {
+		end := len(src)
+		if i := bytes.IndexByte(src, '='); i >= 0 {
+			end = (i/4 + 1) * 4
+		}
+		seg := src[:end]
+		start := len(b.out)
+		b.out = append(b.out, make([]byte, base64.StdEncoding.DecodedLen(len(seg)))...)
+		n, err := base64.StdEncoding.Decode(b.out[start:], seg)
+		if err != nil {
+			return errorf(connect.CodeInvalidArgument, "gRPC-Web text body is not base64: "+err.Error())
+		}
+		b.out = b.out[:start+n]
+		src = src[end:]
+	}
+	b.in = append(b.in[:0], b.in[full:]...)
+	return nil
+}
+

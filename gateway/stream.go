@@ -1,0 +1,229 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"connectrpc.com/connect"
+)
+
+// requestBody is a backend request body read lazily from the client, which
+// remembers why it refused the client's bytes.
+type requestBody interface {
+	io.Reader
+	status() *rpcStatus
+}
+
+// framedRequest makes the client's gRPC frames the backend request body,
+// untouched. A call whose client sends one message is read whole first: the
+// backend then gets a Content-Length, and a request that never reached a
+// restarted backend can be retried by the transport. Streams flow through
+// as they arrive, their frames checked against the size limit.
+func (c *call) framedRequest(out *http.Request, body io.Reader) *rpcStatus {
+	if c.route.streamType&connect.StreamTypeClient == 0 {
+		data, st := c.readBody(body, 0, c.g.maxMsg+headerLen)
+		if st != nil {
+			return st
+		}
+		sc := frameScanner{max: c.g.maxMsg}
+		if err := sc.scan(data); err != nil {
+			return err.(*rpcStatus) //nolint:errcheck // scan returns only *rpcStatus
+		}
+		if !sc.atBoundary() {
+			return errorf(connect.CodeInvalidArgument, "request body ends inside a message")
+		}
+		setBodyBytes(out, data)
+		return nil
+	}
+	sr := &scanningReader{r: body, scanner: frameScanner{max: c.g.maxMsg}}
+	c.body = sr
+	out.Body = io.NopCloser(sr)
+	out.ContentLength = -1
+	return nil
+}
+
+// readBody reads the whole client body after prefix zero bytes, refusing
+// more than limit bytes of body with RESOURCE_EXHAUSTED.
+func (c *call) readBody(body io.Reader, prefix, limit int) ([]byte, *rpcStatus) {
+	if body == c.r.Body {
+		if cl := c.r.ContentLength; cl > int64(limit) {
+			return nil, errorf(connect.CodeResourceExhausted, "request body of "+strconv.FormatInt(cl, 10)+" bytes is larger than the limit of "+strconv.Itoa(limit)+" bytes")
+		} else if cl >= 0 {
+			data := make([]byte, prefix+int(cl))
+			if _, err := io.ReadFull(body, data[prefix:]); err != nil {
+				return nil, statusFromReadError(err)
+			}
+			return data, nil
+		}
+	}
+	buf := getBytesBuf()
+	defer putBytesBuf(buf)
+	buf.Write(make([]byte, prefix))
+	if st := bufferRequest(body, buf, limit+prefix); st != nil {
+		return nil, st
+	}
+	return bytes.Clone(buf.Bytes()), nil
+}
+
+// setBodyBytes makes data the backend request body, replayable.
+func setBodyBytes(out *http.Request, data []byte) {
+	if len(data) == 0 {
+		out.Body = http.NoBody
+		out.ContentLength = 0
+		out.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+		return
+	}
+	out.Body = io.NopCloser(bytes.NewReader(data))
+	out.ContentLength = int64(len(data))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+}
+
+// transcodedRequest makes the backend request body from client frames in
+// JSON: each message is decompressed (encoding is the client's message
+// encoding), checked, and re-encoded in the binary form.
+func (c *call) transcodedRequest(out *http.Request, body io.Reader, encoding string) *rpcStatus {
+	tr := &transcodeReader{c: c, src: frameReader{r: body, max: c.g.maxMsg}, encoding: encoding}
+	if c.route.streamType&connect.StreamTypeClient == 0 {
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return statusFromReadError(err)
+		}
+		setBodyBytes(out, data)
+		return nil
+	}
+	c.body = tr
+	out.Body = io.NopCloser(tr)
+	out.ContentLength = -1
+	return nil
+}
+
+// transcodeReader turns JSON frames from the client into binary frames.
+type transcodeReader struct {
+	c        *call
+	src      frameReader
+	encoding string
+	in       bytes.Buffer
+	out      bytes.Buffer
+	mu       sync.Mutex
+	st       *rpcStatus
+}
+
+func (t *transcodeReader) Read(p []byte) (int, error) {
+	for t.out.Len() == 0 {
+		flags, err := t.src.next(&t.in)
+		if errors.Is(err, io.EOF) {
+			return 0, io.EOF
+		}
+		if err != nil {
+			return 0, t.fail(statusFromReadError(err))
+		}
+		payload := t.in.Bytes()
+		if flags&flagCompressed != 0 {
+			var st *rpcStatus
+			if payload, st = decompress(t.encoding, payload, t.c.g.maxMsg); st != nil {
+				return 0, t.fail(st)
+			}
+		}
+		msg, st := t.c.jsonToProto(payload)
+		if st != nil {
+			return 0, t.fail(st)
+		}
+		t.out.Write(appendFrameHeader(nil, 0, len(msg)))
+		t.out.Write(msg)
+	}
+	return t.out.Read(p)
+}
+
+func (t *transcodeReader) fail(st *rpcStatus) error {
+	t.mu.Lock()
+	t.st = st
+	t.mu.Unlock()
+	return st
+}
+
+func (t *transcodeReader) status() *rpcStatus {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.st
+}
+
+// pump moves the backend's response frames to dst, flushing after each
+// read for streaming responses. boundary reports whether what was written
+// ends between two messages, where a final frame can still follow.
+func (c *call) pump(dst io.Writer, resp *http.Response) (boundary bool, err error) {
+	stream := c.route.streamType&connect.StreamTypeServer != 0
+	if c.codec == "json" {
+		return c.pumpJSON(dst, resp, stream)
+	}
+	bp := getCopyBuf()
+	defer putCopyBuf(bp)
+	buf := *bp
+	sc := frameScanner{max: c.g.maxMsg}
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			before := sc.atBoundary()
+			if err := sc.scan(buf[:n]); err != nil {
+				return before, err
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return false, err
+			}
+			if stream {
+				flush(c.w)
+			}
+		}
+		switch {
+		case rerr == nil:
+		case errors.Is(rerr, io.EOF):
+			if !sc.atBoundary() {
+				return false, errorf(connect.CodeInternal, "backend response ends inside a message")
+			}
+			return true, nil
+		default:
+			return sc.atBoundary(), rerr
+		}
+	}
+}
+
+func (c *call) pumpJSON(dst io.Writer, resp *http.Response, stream bool) (bool, error) {
+	fr := frameReader{r: resp.Body, max: c.g.maxMsg}
+	in := getBytesBuf()
+	defer putBytesBuf(in)
+	out := getBytesBuf()
+	defer putBytesBuf(out)
+	encoding := resp.Header.Get("Grpc-Encoding")
+	for {
+		flags, err := fr.next(in)
+		if errors.Is(err, io.EOF) {
+			return true, nil
+		}
+		if err != nil {
+			return true, err
+		}
+		payload := in.Bytes()
+		if flags&flagCompressed != 0 {
+			var st *rpcStatus
+			if payload, st = decompress(encoding, payload, c.g.maxMsg); st != nil {
+				return true, st
+			}
+		}
+		msg, st := c.protoToJSON(payload)
+		if st != nil {
+			return true, st
+		}
+		out.Reset()
+		out.Write(appendFrameHeader(out.AvailableBuffer(), 0, len(msg)))
+		out.Write(msg)
+		if _, err := dst.Write(out.Bytes()); err != nil {
+			return false, err
+		}
+		if stream {
+			flush(c.w)
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package interceptor
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	connectcors "connectrpc.com/cors"
+	"github.com/rs/cors"
+)
+
+// fakeWriter is a ResponseWriter whose header map is reused, as rs/cors's
+// own benchmarks do, so allocations measured are the middleware's.
+type fakeWriter struct {
+	header http.Header
+	code   int
+}
+
+func (w *fakeWriter) Header() http.Header         { return w.header }
+func (w *fakeWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *fakeWriter) WriteHeader(code int)        { w.code = code }
+
+var noop = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+
+// peers returns corsgate and rs/cors v1.11.1 configured with
+// connectrpc.com/cors's lists (plus extra allowed headers), both allowing
+// origins.
+func peers(tb testing.TB, origins []string, extraHeaders ...string) (corsgate, rscors http.Handler) {
+	tb.Helper()
+	p := mustNew(tb, WithAllowedOrigins(origins...))
+	rs := cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: connectcors.AllowedMethods(),
+		AllowedHeaders: append(connectcors.AllowedHeaders(), extraHeaders...),
+		ExposedHeaders: connectcors.ExposedHeaders(),
+		MaxAge:         7200,
+	})
+	return p.Handler(greetTable(tb), noop), rs.Handler(noop)
+}
+
+func preflightRequest(path, origin, method, acrh string) *http.Request {
+	r := httptest.NewRequest(http.MethodOptions, path, nil)
+	r.Header.Set(hOrigin, origin)
+	r.Header.Set(hACRM, method)
+	if acrh != "" {
+		r.Header.Set(hACRH, acrh)
+	}
+	return r
+}
+
+func actualRequest(path, origin string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, path, nil)
+	if origin != "" {
+		r.Header.Set(hOrigin, origin)
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Connect-Protocol-Version", "1")
+	return r
+}
+
+// runPeers runs the same request through both peers, as sub-benchmarks
+// "corsgate" and "rscors". wantStatus checks corsgate's answer once.
+func runPeers(b *testing.B, corsgate, rscors http.Handler, r *http.Request, wantStatus int) {
+	b.Helper()
+	w := &fakeWriter{header: make(http.Header)}
+	corsgate.ServeHTTP(w, r)
+	if w.code != wantStatus {
+		b.Fatalf("corsgate status = %d, want %d", w.code, wantStatus)
+	}
+	for _, peer := range []struct {
+		name string
+		h    http.Handler
+	}{{name: "corsgate", h: corsgate}, {name: "rscors", h: rscors}} {
+		b.Run(peer.name, func(b *testing.B) {
+			w := &fakeWriter{header: make(http.Header)}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.header)
+				peer.h.ServeHTTP(w, r)
+			}
+		})
+	}
+}
+
+func BenchmarkPreflight(b *testing.B) {
+	cg, rs := peers(b, []string{appOrigin})
+	runPeers(b, cg, rs, preflightRequest(pathSet, appOrigin, "POST", "connect-protocol-version,content-type"), http.StatusNoContent)
+}
+
+func BenchmarkPreflightDeclaredHeaders(b *testing.B) {
+	cg, rs := peers(b, []string{appOrigin}, "Authorization", "X-Request-Id")
+	runPeers(b, cg, rs, preflightRequest(pathGreet, appOrigin, "GET", "authorization,connect-protocol-version,x-request-id"), http.StatusNoContent)
+}
+
+func BenchmarkPreflightSubdomain(b *testing.B) {
+	cg, rs := peers(b, []string{"https://*.example.com"})
+	runPeers(b, cg, rs, preflightRequest(pathSet, "https://app.example.com", "POST", "connect-protocol-version,content-type"), http.StatusNoContent)
+}
+
+func BenchmarkPreflightRefusedOrigin(b *testing.B) {
+	cg, rs := peers(b, []string{appOrigin})
+	runPeers(b, cg, rs, preflightRequest(pathSet, "https://evil.example.net", "POST", "connect-protocol-version,content-type"), http.StatusForbidden)
+}
+
+func BenchmarkPreflightUnknownProcedure(b *testing.B) {
+	// rs/cors knows no procedures: it grants this one.
+	cg, rs := peers(b, []string{appOrigin})
+	runPeers(b, cg, rs, preflightRequest("/greet.v1.GreetService/Nope", appOrigin, "POST", "connect-protocol-version,content-type"), http.StatusForbidden)
+}
+
+func BenchmarkPreflightHostileACRH(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{name: "1KiB", n: 1 << 10}, {name: "1MiB", n: 1 << 20}} {
+		b.Run(size.name, func(b *testing.B) {
+			cg, rs := peers(b, []string{appOrigin})
+			want := http.StatusForbidden
+			if size.n <= maxRequestHeaderBytes {
+				want = http.StatusNoContent // empty elements within the bounds are skipped
+			}
+			runPeers(b, cg, rs, preflightRequest(pathSet, appOrigin, "POST", strings.Repeat(",", size.n)), want)
+		})
+	}
+}
+
+func BenchmarkActual(b *testing.B) {
+	cg, rs := peers(b, []string{appOrigin})
+	runPeers(b, cg, rs, actualRequest(pathSet, appOrigin), http.StatusOK)
+}
+
+func BenchmarkActualSubdomain(b *testing.B) {
+	cg, rs := peers(b, []string{"https://*.example.com"})
+	runPeers(b, cg, rs, actualRequest(pathSet, "https://app.example.com"), http.StatusOK)
+}
+
+func BenchmarkActualRefusedOrigin(b *testing.B) {
+	cg, rs := peers(b, []string{appOrigin})
+	runPeers(b, cg, rs, actualRequest(pathSet, "https://evil.example.net"), http.StatusOK)
+}
+
+// TestZeroAllocs holds the hot paths to zero allocations per request in
+// every test run, not only when benchmarks run.
+func TestZeroAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items and allocates")
+	}
+	p := mustNew(t, WithAllowedOrigins(appOrigin, "https://*.corp.example"), WithCredentials(true))
+	h := p.Handler(greetTable(t), noop)
+	tests := []struct {
+		name string
+		r    *http.Request
+	}{
+		{name: "preflight granted", r: preflightRequest(pathGreet, appOrigin, "GET", "Authorization, X-Request-Id,content-type")},
+		{name: "preflight pattern", r: preflightRequest(pathGreet, "https://a.corp.example", "POST", "content-type")},
+		{name: "preflight refused origin", r: preflightRequest(pathGreet, "https://evil.example.net", "POST", "")},
+		{name: "preflight refused header", r: preflightRequest(pathSet, appOrigin, "POST", "x-secret")},
+		{name: "preflight unknown", r: preflightRequest("/a.b/C", appOrigin, "POST", "")},
+		{name: "preflight 1MiB commas", r: preflightRequest(pathSet, appOrigin, "POST", strings.Repeat(",", 1<<20))},
+		{name: "actual granted", r: actualRequest(pathGreet, appOrigin)},
+		{name: "actual pattern", r: actualRequest(pathGreet, "https://a.corp.example")},
+		{name: "actual refused", r: actualRequest(pathGreet, "https://evil.example.net")},
+		{name: "actual no origin", r: actualRequest(pathGreet, "")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &fakeWriter{header: make(http.Header)}
+			h.ServeHTTP(w, tt.r) // warm the writer pool
+			if n := testing.AllocsPerRun(200, func() {
+				clear(w.header)
+				h.ServeHTTP(w, tt.r)
+			}); n != 0 {
+				t.Errorf("allocs per request = %v, want 0", n)
+			}
+		})
+	}
+}

@@ -1,0 +1,400 @@
+package interceptor
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/publicsuffix"
+)
+
+// originMatcher decides whether a request's Origin is allowed. It is built
+// once by [New] and only read afterwards.
+type originMatcher struct {
+	// all is set by "*".
+	all bool
+	// exact maps a serialized origin to its precomputed
+	// Access-Control-Allow-Origin value.
+	exact map[string][]string
+	// patterns are the "scheme://*.base[:port]" entries.
+	patterns []originPattern
+	// fn is the WithOriginFunc function, or nil.
+	fn func(string) bool
+}
+
+// originPattern is "https://*.example.com[:port]" split for matching.
+type originPattern struct {
+	prefix string // "https://"
+	suffix string // ".example.com" or ".example.com:8443"
+}
+
+// matches reports whether origin, already known to be a valid lowercase
+// origin, is scheme://<one or more labels><suffix>.
+func (p originPattern) matches(origin string) bool {
+	if len(origin) <= len(p.prefix)+len(p.suffix) ||
+		origin[:len(p.prefix)] != p.prefix ||
+		origin[len(origin)-len(p.suffix):] != p.suffix {
+		return false
+	}
+	sub := origin[len(p.prefix) : len(origin)-len(p.suffix)]
+	// sub is the subdomain part: host labels only, no port, no brackets,
+	// no empty label. The suffix starts with "." so "evilexample.com" never
+	// reaches this point for ".example.com".
+	if sub[0] == '.' || sub[len(sub)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(sub); i++ {
+		c := sub[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		case c == '.':
+			if sub[i-1] == '.' {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// originVerdict is the outcome of matching one request origin.
+type originVerdict uint8
+
+const (
+	originRefused originVerdict = iota
+	originExact                 // value is the precomputed ACAO
+	originStar                  // ACAO "*"
+	originEcho                  // ACAO echoes the request's Origin
+)
+
+// match decides for one Origin value. For originExact, acao is the
+// precomputed header value. It never allocates.
+func (m *originMatcher) match(origin string) (originVerdict, []string) {
+	if origin == "" || origin == "null" {
+		return originRefused, nil
+	}
+	if v, ok := m.exact[origin]; ok {
+		return originExact, v
+	}
+	if !validRequestOrigin(origin) {
+		return originRefused, nil
+	}
+	if m.all {
+		return originStar, nil
+	}
+	for _, p := range m.patterns {
+		if p.matches(origin) {
+			return originEcho, nil
+		}
+	}
+	if m.fn != nil && m.fn(origin) {
+		return originEcho, nil
+	}
+	return originRefused, nil
+}
+
+// validRequestOrigin reports whether s is a serialized origin as browsers
+// send it: lowercase scheme "://" lowercase host, optional ":port". IPv6
+// hosts are in brackets. Nothing else: no path, userinfo, query or spaces.
+func validRequestOrigin(s string) bool {
+	i := strings.Index(s, "://")
+	if i <= 0 || !validScheme(s[:i]) {
+		return false
+	}
+	rest := s[i+3:]
+	if rest == "" {
+		return false
+	}
+	var host, port string
+	if rest[0] == '[' {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return false
+		}
+		for j := 1; j < end; j++ {
+			c := rest[j]
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c == ':' || c == '.') {
+				return false
+			}
+		}
+		if end == 1 {
+			return false
+		}
+		host, rest = rest[:end+1], rest[end+1:]
+		if rest != "" {
+			if rest[0] != ':' {
+				return false
+			}
+			port = rest[1:]
+			if port == "" {
+				return false
+			}
+		}
+	} else {
+		host = rest
+		if c := strings.LastIndexByte(rest, ':'); c >= 0 {
+			host, port = rest[:c], rest[c+1:]
+			if port == "" {
+				return false
+			}
+		}
+		if host == "" || host[0] == '.' || host[len(host)-1] == '.' {
+			return false
+		}
+		for j := 0; j < len(host); j++ {
+			c := host[j]
+			switch {
+			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+			case c == '.':
+				if host[j-1] == '.' {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+	}
+	if len(port) > 5 {
+		return false
+	}
+	for j := 0; j < len(port); j++ {
+		if port[j] < '0' || port[j] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func validScheme(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// newOriginMatcher validates the configured origins. credentials refuses "*".
+func newOriginMatcher(origins []string, fn func(string) bool, credentials bool) (*originMatcher, error) {
+	m := &originMatcher{exact: make(map[string][]string), fn: fn}
+	seenPattern := make(map[originPattern]bool)
+	for _, o := range origins {
+		if o == "*" {
+			if credentials {
+				return nil, fmt.Errorf("interceptor: origin %q together with credentials: browsers refuse "+
+					"a wildcard when credentials are allowed; list the origins instead, or drop WithCredentials(true)", o)
+			}
+			m.all = true
+			continue
+		}
+		norm, pat, err := parseOrigin(o)
+		if err != nil {
+			return nil, err
+		}
+		if pat != nil {
+			if !seenPattern[*pat] {
+				seenPattern[*pat] = true
+				m.patterns = append(m.patterns, *pat)
+			}
+			continue
+		}
+		m.exact[norm] = []string{norm}
+	}
+	if m.all && (len(m.exact) > 0 || len(m.patterns) > 0) {
+		return nil, fmt.Errorf("interceptor: origin %q allows every origin, so the other origins (%q) "+
+			"have no effect; remove either the \"*\" or the others", "*", origins)
+	}
+	return m, nil
+}
+
+// parseOrigin validates one configured origin. It returns either the
+// normalized serialized origin or, for "scheme://*.base[:port]", a pattern.
+func parseOrigin(o string) (string, *originPattern, error) {
+	if o == "" {
+		return "", nil, fmt.Errorf("interceptor: empty origin; write an origin such as %q", "https://app.example.com")
+	}
+	if strings.EqualFold(o, "null") {
+		return "", nil, fmt.Errorf("interceptor: origin %q is sent by sandboxed iframes, file: pages and "+
+			"redirects, and anyone can produce it: it can never be trusted; remove it", o)
+	}
+	i := strings.Index(o, "://")
+	if i <= 0 {
+		return "", nil, fmt.Errorf("interceptor: origin %q has no scheme; write it as %q", o, "https://"+strings.TrimPrefix(o, "//"))
+	}
+	scheme := strings.ToLower(o[:i])
+	if !validScheme(scheme) {
+		return "", nil, fmt.Errorf("interceptor: origin %q has an invalid scheme %q; use https:// or http://", o, o[:i])
+	}
+	rest := o[i+3:]
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		fix := scheme + "://" + strings.ToLower(rest[:j])
+		if rest[j:] == "/" {
+			return "", nil, fmt.Errorf("interceptor: origin %q ends with a slash, which browsers never send; use %q", o, fix)
+		}
+		return "", nil, fmt.Errorf("interceptor: origin %q has a path, query or fragment; an origin is scheme://host[:port] only: use %q", o, fix)
+	}
+	if strings.ContainsAny(rest, "@ \t\\") {
+		return "", nil, fmt.Errorf("interceptor: origin %q has user info or spaces; an origin is scheme://host[:port] only", o)
+	}
+	host, port, err := splitHostPort(o, rest)
+	if err != nil {
+		return "", nil, err
+	}
+	port, err = normalizePort(o, scheme, port)
+	if err != nil {
+		return "", nil, err
+	}
+	hostPort := host
+	if port != "" {
+		hostPort += ":" + port
+	}
+	if strings.Contains(host, "*") {
+		pat, err := parsePattern(o, scheme, host, port)
+		return "", pat, err
+	}
+	if host[0] == '[' {
+		addr, err := netip.ParseAddr(host[1 : len(host)-1])
+		if err != nil || !addr.Is6() || addr.Zone() != "" {
+			return "", nil, fmt.Errorf("interceptor: origin %q has an invalid IPv6 address; write it as %q", o, "https://[::1]:8080")
+		}
+		hostPort = "[" + addr.String() + "]"
+		if port != "" {
+			hostPort += ":" + port
+		}
+	} else if err := validHostname(o, host); err != nil {
+		return "", nil, err
+	}
+	return scheme + "://" + hostPort, nil, nil
+}
+
+func splitHostPort(o, rest string) (host, port string, err error) {
+	if strings.HasPrefix(rest, "[") {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return "", "", fmt.Errorf("interceptor: origin %q has an unclosed IPv6 bracket", o)
+		}
+		host, rest = rest[:end+1], rest[end+1:]
+		if rest != "" {
+			if rest[0] != ':' {
+				return "", "", fmt.Errorf("interceptor: origin %q has text after the IPv6 address; write scheme://[addr]:port", o)
+			}
+			port = rest[1:]
+			if port == "" {
+				return "", "", fmt.Errorf("interceptor: origin %q has an empty port; drop the colon", o)
+			}
+		}
+		return host, port, nil
+	}
+	host = rest
+	if c := strings.LastIndexByte(rest, ':'); c >= 0 {
+		host, port = rest[:c], rest[c+1:]
+		if port == "" {
+			return "", "", fmt.Errorf("interceptor: origin %q has an empty port; drop the colon", o)
+		}
+	}
+	if host == "" {
+		return "", "", fmt.Errorf("interceptor: origin %q has no host; write it as %q", o, "https://app.example.com")
+	}
+	return strings.ToLower(host), port, nil
+}
+
+// normalizePort checks the port and drops it when it is the scheme's
+// default, as browsers do when they serialize an origin.
+func normalizePort(o, scheme, port string) (string, error) {
+	if port == "" {
+		return "", nil
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 || port[0] == '0' {
+		return "", fmt.Errorf("interceptor: origin %q has an invalid port %q; use a number from 1 to 65535", o, port)
+	}
+	if (scheme == "https" && n == 443) || (scheme == "http" && n == 80) {
+		return "", nil
+	}
+	return port, nil
+}
+
+// validHostname accepts lowercase ASCII DNS names and IPv4 addresses.
+func validHostname(o, host string) error {
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 {
+			return fmt.Errorf("interceptor: origin %q has a non-ASCII host; browsers send the punycode form (xn--...): use that", o)
+		}
+	}
+	if strings.HasSuffix(host, ".") {
+		return fmt.Errorf("interceptor: origin %q has a trailing dot in the host; remove it", o)
+	}
+	if len(host) > 253 {
+		return fmt.Errorf("interceptor: origin %q has a host longer than 253 bytes", o)
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("interceptor: origin %q has an empty or too long label in host %q", o, host)
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("interceptor: origin %q has the invalid character %q in its host", o, string(c))
+			}
+		}
+	}
+	return nil
+}
+
+// parsePattern validates "scheme://*.base[:port]". The wildcard must be the
+// whole leftmost label, the scheme http or https, and base a registrable
+// domain or below it (not a public suffix such as "com", "co.uk" or
+// "github.io"), so the pattern can never match a host of somebody else.
+func parsePattern(o, scheme, host, port string) (*originPattern, error) {
+	if scheme != "https" && scheme != "http" {
+		return nil, fmt.Errorf("interceptor: origin pattern %q must use https:// or http://", o)
+	}
+	if !strings.HasPrefix(host, "*.") || strings.Contains(host[2:], "*") {
+		return nil, fmt.Errorf("interceptor: origin pattern %q could match hosts of somebody else: a \"*\" may "+
+			"only stand for whole leftmost labels, as in %q", o, scheme+"://*.example.com")
+	}
+	base := host[2:]
+	if err := validHostname(o, base); err != nil {
+		return nil, err
+	}
+	if _, err := netip.ParseAddr(base); err == nil {
+		return nil, fmt.Errorf("interceptor: origin pattern %q puts a wildcard in front of an IP address; list the origin exactly", o)
+	}
+	if !strings.Contains(base, ".") {
+		return nil, fmt.Errorf("interceptor: origin pattern %q matches every host under the top-level name %q, "+
+			"hosts of somebody else; name your own domain, as in %q", o, base, scheme+"://*.example.com")
+	}
+	if ps, _ := publicsuffix.PublicSuffix(base); ps == base {
+		return nil, fmt.Errorf("interceptor: origin pattern %q matches every site under the public suffix %q, "+
+			"hosts of somebody else; name your own domain below it", o, base)
+	}
+	suffix := "." + base
+	if port != "" {
+		suffix += ":" + port
+	}
+	return &originPattern{prefix: scheme + "://", suffix: suffix}, nil
+}
+
+// sameOrigin reports whether origin equals the request's own scheme and host
+// (scheme from the connection: https when TLS terminated here). Default
+// ports are ignored on both sides.
+func sameOrigin(origin string, tls bool, host string) bool {
+	scheme, def := "http://", ":80"
+	if tls {
+		scheme, def = "https://", ":443"
+	}
+	if len(origin) <= len(scheme) || origin[:len(scheme)] != scheme {
+		return false
+	}
+	o := origin[len(scheme):]
+	if len(host) > len(def) && strings.EqualFold(host[len(host)-len(def):], def) {
+		host = host[:len(host)-len(def)]
+	}
+	return o != "" && strings.EqualFold(o, host)
+}

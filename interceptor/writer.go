@@ -1,0 +1,135 @@
+package interceptor
+
+import (
+	"net/http"
+	"sync"
+)
+
+// corsWriter wraps the ResponseWriter of an actual request. Before the
+// header is sent it restores the policy's CORS headers and drops the ones the
+// wrapped handler set, so a response never carries two
+// Access-Control-Allow-Origin values (improbable-eng/grpc-web#61,
+// rs/cors#172). It keeps Flush and Unwrap, so [http.ResponseController] and
+// streaming work through it. Writers are pooled: zero allocations per
+// request.
+type corsWriter struct {
+	http.ResponseWriter
+	acao, acac, aceh []string // the policy's values; nil means absent
+	wroteHeader      bool
+}
+
+var writerPool = sync.Pool{New: func() any { return new(corsWriter) }}
+
+func getWriter(w http.ResponseWriter) *corsWriter {
+	cw := writerPool.Get().(*corsWriter)
+	cw.ResponseWriter = w
+	return cw
+}
+
+func putWriter(cw *corsWriter) {
+	*cw = corsWriter{}
+	writerPool.Put(cw)
+}
+
+// fix makes the CORS headers exactly the policy's.
+func (cw *corsWriter) fix() {
+	hdr := cw.ResponseWriter.Header()
+	restore(hdr, hACAO, cw.acao)
+	restore(hdr, hACAC, cw.acac)
+	restore(hdr, hACEH, cw.aceh)
+	for _, k := range [...]string{hACAM, hACAH, hMaxAge, hACAPN} {
+		if _, ok := hdr[k]; ok {
+			delete(hdr, k)
+		}
+	}
+	if v, ok := hdr[hVary]; !ok || !varyHasOrigin(v) {
+		setVary(hdr, valueVaryOrigin)
+	}
+}
+
+func restore(hdr http.Header, key string, want []string) {
+	have, ok := hdr[key]
+	switch {
+	case want == nil && ok:
+		delete(hdr, key)
+	case want != nil && (len(have) != 1 || &have[0] != &want[0]):
+		hdr[key] = want
+	}
+}
+
+// varyHasOrigin reports whether a Vary header lists Origin (or "*").
+func varyHasOrigin(values []string) bool {
+	for _, v := range values {
+		s := headerScanner{lines: []string{v}}
+		for {
+			name, ok := s.next()
+			if !ok {
+				break
+			}
+			if name == "*" || len(name) == 6 && (name == "Origin" || name == "origin" || equalFoldASCII(name, "origin")) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x >= 'A' && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if y >= 'A' && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// WriteHeader restores the CORS headers, then writes the status.
+func (cw *corsWriter) WriteHeader(code int) {
+	if !cw.wroteHeader {
+		cw.fix()
+		if code >= 200 || code == http.StatusSwitchingProtocols {
+			cw.wroteHeader = true
+		}
+	}
+	cw.ResponseWriter.WriteHeader(code)
+}
+
+// Write writes body bytes, sending the header first if needed.
+func (cw *corsWriter) Write(b []byte) (int, error) {
+	if !cw.wroteHeader {
+		cw.fix()
+		cw.wroteHeader = true
+	}
+	return cw.ResponseWriter.Write(b)
+}
+
+// Flush sends buffered data to the client; a no-op when the underlying
+// writer cannot flush.
+func (cw *corsWriter) Flush() {
+	_ = cw.FlushError()
+}
+
+// FlushError is Flush that reports the error, as [http.ResponseController]
+// prefers.
+func (cw *corsWriter) FlushError() error {
+	if !cw.wroteHeader {
+		cw.fix()
+		cw.wroteHeader = true
+	}
+	return http.NewResponseController(cw.ResponseWriter).Flush()
+}
+
+// Unwrap returns the wrapped writer, for [http.ResponseController].
+func (cw *corsWriter) Unwrap() http.ResponseWriter {
+	return cw.ResponseWriter
+}

@@ -1,0 +1,210 @@
+// Command bench measures corsgate's gateway side by side with its peers, on
+// loopback, against one grpc-go backend (internal/greetd):
+//
+//   - corsgate: the `corsgate serve` binary, built from ./cmd/corsgate;
+//   - grpcwebproxy: improbable-eng's grpcwebproxy v0.15.0, installed with
+//     `go install` when missing;
+//   - revproxy: a plain httputil.ReverseProxy over h2c passing gRPC through,
+//     the floor any proxy pays;
+//   - direct: a connect-go handler serving the service itself, the
+//     no-gateway limit;
+//   - native: the grpc-go backend called directly, without any proxy.
+//
+// Every target is a separate process so that its CPU time and resident
+// memory can be read from /proc. The load comes from connect-go clients in
+// this process (gRPC-Web and Connect over HTTP/1.1, gRPC over h2c) sending
+// 1 KiB names to Greet. Targets run in alternation, round after round, so
+// that their ratios hold when the machine's speed drifts.
+//
+//	go run ./internal/bench                      # full run, markdown on stdout
+//	go run ./internal/bench -smoke               # a few seconds: proves it runs
+//	go run ./internal/bench -out bench.md -rounds 5 -duration 10s
+//
+// The command re-executes itself to serve as the backend, the reverse proxy
+// and the direct handler (see child.go).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if role := os.Getenv(childEnv); role != "" {
+		if err := runChild(role, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "bench child %s: %v\n", role, err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if _, err := run(ctx, cfg, os.Stdout, logger); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// config is what the flags select.
+type config struct {
+	duration     time.Duration // measured time per cell and round
+	warmup       time.Duration // unmeasured load before each cell
+	rounds       int
+	concurrency  []int
+	targets      []string
+	protocols    []string
+	streamCount  int // messages in the one-stream case; 0 skips it
+	streams      int // streams held open in the memory case; 0 skips it
+	memTargets   []string
+	outFile      string
+	corsgateBin  string // prebuilt corsgate binary; empty builds ./cmd/corsgate
+	grpcwebproxy string // grpcwebproxy binary; empty finds or installs it
+	smoke        bool
+}
+
+// allTargets lists the targets in the order the table shows them.
+var allTargets = []string{targetCorsgate, targetGRPCWebProxy, targetRevProxy, targetDirect, targetNative}
+
+func parseFlags(args []string, errw io.Writer) (config, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(errw)
+	var cfg config
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per target, protocol and concurrency in each round")
+	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured load before each measurement")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds; targets alternate within each round")
+	conc := fs.String("concurrency", "1,16,64", "comma-separated concurrent callers")
+	targets := fs.String("targets", strings.Join(allTargets, ","), "comma-separated targets: "+strings.Join(allTargets, ", "))
+	protos := fs.String("protocols", strings.Join(unaryProtocols, ","), "comma-separated client protocols: "+strings.Join(unaryProtocols, ", "))
+	fs.IntVar(&cfg.streamCount, "stream-messages", 100000, "messages on the one server stream (at most 100000); 0 skips the streaming case")
+	fs.IntVar(&cfg.streams, "streams", 10000, "server streams held open in the memory case; 0 skips it")
+	memTargets := fs.String("memory-targets", strings.Join(allTargets, ","), "comma-separated targets of the memory case")
+	fs.StringVar(&cfg.outFile, "out", "", "also write the markdown report to this file")
+	fs.StringVar(&cfg.corsgateBin, "corsgate", "", "corsgate binary to run (default: go build ./cmd/corsgate into a temporary directory)")
+	fs.StringVar(&cfg.grpcwebproxy, "grpcwebproxy", "", "grpcwebproxy binary to run (default: $GOBIN or $GOPATH/bin, go install'ed when missing)")
+	fs.BoolVar(&cfg.smoke, "smoke", false, "tiny run (about a second per target) that only proves the bench works; explicit flags still win")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.smoke {
+		smokeDefaults(&cfg, set, conc)
+	}
+	var err error
+	if cfg.concurrency, err = parseInts(*conc); err != nil {
+		return config{}, fmt.Errorf("-concurrency: %w", err)
+	}
+	if cfg.targets, err = parseNames(*targets, allTargets); err != nil {
+		return config{}, fmt.Errorf("-targets: %w", err)
+	}
+	if cfg.memTargets, err = parseNames(*memTargets, allTargets); err != nil {
+		return config{}, fmt.Errorf("-memory-targets: %w", err)
+	}
+	if cfg.protocols, err = parseNames(*protos, unaryProtocols); err != nil {
+		return config{}, fmt.Errorf("-protocols: %w", err)
+	}
+	switch {
+	case cfg.duration <= 0:
+		return config{}, fmt.Errorf("-duration %v: must be positive", cfg.duration)
+	case cfg.warmup < 0:
+		return config{}, fmt.Errorf("-warmup %v: must not be negative", cfg.warmup)
+	case cfg.rounds < 1:
+		return config{}, fmt.Errorf("-rounds %d: must be at least 1", cfg.rounds)
+	case cfg.streamCount < 0 || cfg.streamCount > 100000:
+		return config{}, fmt.Errorf("-stream-messages %d: must be between 0 and 100000 (the service's limit)", cfg.streamCount)
+	case cfg.streams < 0:
+		return config{}, fmt.Errorf("-streams %d: must not be negative", cfg.streams)
+	}
+	return cfg, nil
+}
+
+// smokeDefaults shrinks every unset knob so that the whole run takes about
+// a second per target.
+func smokeDefaults(cfg *config, set map[string]bool, conc *string) {
+	if !set["duration"] {
+		cfg.duration = 150 * time.Millisecond
+	}
+	if !set["warmup"] {
+		cfg.warmup = 50 * time.Millisecond
+	}
+	if !set["rounds"] {
+		cfg.rounds = 1
+	}
+	if !set["concurrency"] {
+		*conc = "1,16"
+	}
+	if !set["stream-messages"] {
+		cfg.streamCount = 2000
+	}
+	if !set["streams"] {
+		cfg.streams = 300
+	}
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	return out, nil
+}
+
+// parseNames splits a comma-separated list and checks every name against
+// known; the result keeps known's order.
+func parseNames(s string, known []string) ([]string, error) {
+	want := map[string]bool{}
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		found := false
+		for _, k := range known {
+			found = found || k == f
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown name %q (want one of %s)", f, strings.Join(known, ", "))
+		}
+		want[f] = true
+	}
+	var out []string
+	for _, k := range known {
+		if want[k] {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}

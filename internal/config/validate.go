@@ -1,0 +1,290 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/corsgate/corsgate/interceptor"
+)
+
+// validate checks each value the file set, then the CORS settings together.
+func (f *File) validate() error {
+	checks := []struct {
+		key   string
+		check func() error
+	}{
+		{key: "listen", check: func() error { return checkListen(f.Listen) }},
+		{key: "metrics-listen", check: func() error { return checkListen(f.MetricsListen) }},
+		{key: "backend", check: func() error { return checkBackend(f.Backend) }},
+		{key: "backend-ca", check: func() error { return checkPath(f.BackendCA) }},
+		{key: "backend-server-name", check: func() error { return checkServerName(f.BackendServerName) }},
+		{key: "tls-cert", check: func() error { return checkPath(f.TLSCert) }},
+		{key: "tls-key", check: func() error { return checkPath(f.TLSKey) }},
+		{key: "descriptors", check: func() error { return checkPath(f.Descriptors) }},
+		{key: "allow-origin", check: func() error { return checkOrigins(f.AllowOrigin) }},
+		{key: "allow-header", check: func() error { return checkHeaderNames(f.AllowHeader) }},
+		{key: "expose-header", check: func() error { return checkHeaderNames(f.ExposeHeader) }},
+		{key: "max-age", check: func() error { return checkMaxAge(time.Duration(f.MaxAge)) }},
+		{key: "max-message-size", check: func() error { return checkMessageSize(f.MaxMessageSize) }},
+		{key: "shutdown-grace", check: func() error { return checkGrace(time.Duration(f.ShutdownGrace)) }},
+		{key: "log-level", check: func() error { return checkLevel(f.LogLevel) }},
+		{key: "services", check: func() error { return checkServices(f.Services) }},
+	}
+	for _, c := range checks {
+		if !f.present[c.key] {
+			continue
+		}
+		if err := c.check(); err != nil {
+			return &KeyError{Key: c.key, Err: err}
+		}
+	}
+	if f.present["tls-cert"] != f.present["tls-key"] {
+		missing := "tls-key"
+		if !f.present["tls-cert"] {
+			missing = "tls-cert"
+		}
+		return keyErrorf(missing, "missing: tls-cert and tls-key go together")
+	}
+	if _, err := interceptor.New(f.corsOptions()...); err != nil {
+		return fmt.Errorf("CORS settings refused: %s", oneLine(err.Error()))
+	}
+	return nil
+}
+
+// corsOptions returns the interceptor options for the CORS keys the file set.
+func (f *File) corsOptions() []interceptor.Option {
+	var opts []interceptor.Option
+	if len(f.AllowOrigin) > 0 {
+		opts = append(opts, interceptor.WithAllowedOrigins(f.AllowOrigin...))
+	}
+	if len(f.AllowHeader) > 0 {
+		opts = append(opts, interceptor.WithAllowedHeaders(f.AllowHeader...))
+	}
+	if len(f.ExposeHeader) > 0 {
+		opts = append(opts, interceptor.WithExposedHeaders(f.ExposeHeader...))
+	}
+	if f.present["max-age"] {
+		opts = append(opts, interceptor.WithMaxAge(time.Duration(f.MaxAge)))
+	}
+	return append(opts,
+		interceptor.WithCredentials(f.AllowCredentials),
+		interceptor.WithPrivateNetwork(f.PrivateNetwork),
+		interceptor.WithStrict(f.Strict),
+	)
+}
+
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (for example 127.0.0.1:8080 or :8080)", addr)
+	}
+	if strings.ContainsAny(host, " /\t") {
+		return fmt.Errorf("%q: bad host %q", addr, host)
+	}
+	if _, err := parsePort(port, true); err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
+	}
+	return nil
+}
+
+func parsePort(s string, zeroOK bool) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !zeroOK) {
+		if zeroOK {
+			return 0, fmt.Errorf("port %q is not a number from 0 to 65535", s)
+		}
+		return 0, fmt.Errorf("port %q is not a number from 1 to 65535", s)
+	}
+	return n, nil
+}
+
+func checkBackend(b string) error {
+	if !strings.Contains(b, "://") {
+		host, port, err := net.SplitHostPort(b)
+		if err != nil || host == "" {
+			return fmt.Errorf("%q is neither host:port nor an http:// or https:// URL", b)
+		}
+		if strings.ContainsAny(host, " /\t") {
+			return fmt.Errorf("%q: bad host %q", b, host)
+		}
+		if _, err := parsePort(port, false); err != nil {
+			return fmt.Errorf("%q: %w", b, err)
+		}
+		return nil
+	}
+	u, err := url.Parse(b)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", b)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q: scheme %q; use http:// (h2c) or https://", b, u.Scheme)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("%q has no host", b)
+	case u.User != nil:
+		return fmt.Errorf("%q: credentials in the URL are not supported", b)
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
+		return fmt.Errorf("%q: a backend URL has no path, query or fragment", b)
+	}
+	if p := u.Port(); p != "" {
+		if _, err := parsePort(p, false); err != nil {
+			return fmt.Errorf("%q: %w", b, err)
+		}
+	}
+	return nil
+}
+
+func checkPath(p string) error {
+	if p == "" {
+		return errors.New("empty path")
+	}
+	if strings.ContainsRune(p, 0) {
+		return fmt.Errorf("%q contains a NUL byte", p)
+	}
+	return nil
+}
+
+func checkServerName(name string) error {
+	if name == "" || len(name) > 253 || strings.ContainsAny(name, " /:\t\r\n") {
+		return fmt.Errorf("%q is not a host name", name)
+	}
+	return nil
+}
+
+func checkOrigins(origins []string) error {
+	for _, o := range origins {
+		if _, err := interceptor.New(interceptor.WithAllowedOrigins(o)); err != nil {
+			return errors.New(oneLine(err.Error()))
+		}
+	}
+	return nil
+}
+
+func checkHeaderNames(names []string) error {
+	for _, n := range names {
+		if !isToken(n) {
+			return fmt.Errorf("%q is not a header name", n)
+		}
+	}
+	return nil
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110 section 5.6.2).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func checkMaxAge(d time.Duration) error {
+	switch {
+	case d < 0:
+		return fmt.Errorf("%v is negative", d)
+	case d%time.Second != 0:
+		return fmt.Errorf("%v is not whole seconds: Access-Control-Max-Age counts seconds", d)
+	case d > MaxMaxAge:
+		return fmt.Errorf("%d seconds is more than %d (24h); browsers cap it at 2h (Chromium) or 24h (Firefox)",
+			d/time.Second, MaxMaxAge/time.Second)
+	}
+	return nil
+}
+
+func checkMessageSize(n int) error {
+	switch {
+	case n <= 0:
+		return fmt.Errorf("%d: must be more than 0 bytes (default 4194304, 4 MiB)", n)
+	case n > MaxMessageSize:
+		return fmt.Errorf("%d bytes is more than %d (1 GiB)", n, MaxMessageSize)
+	}
+	return nil
+}
+
+func checkGrace(d time.Duration) error {
+	switch {
+	case d < 0:
+		return fmt.Errorf("%v is negative", d)
+	case d > MaxShutdownGrace:
+		return fmt.Errorf("%v is more than %v", d, MaxShutdownGrace)
+	}
+	return nil
+}
+
+func checkLevel(l string) error {
+	switch strings.ToLower(strings.TrimSpace(l)) {
+	case "debug", "info", "warn", "error":
+		return nil
+	}
+	return fmt.Errorf("%q: use debug, info, warn or error", l)
+}
+
+func checkServices(services []interceptor.Service) error {
+	if _, err := interceptor.NewTable(services...); err != nil {
+		return errors.New(oneLine(err.Error()))
+	}
+	return nil
+}
+
+// suggest returns the known key closest to key when it is close enough to be
+// a misspelling, else "".
+func suggest(key string, known []string) string {
+	best, bestDist := "", 3
+	for _, k := range known {
+		if d := distance(strings.ToLower(key), k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein distance of a and b (bytes), capped for long
+// inputs so hostile keys cost little.
+func distance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		if a == b {
+			return 0
+		}
+		return 64
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
