@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -99,7 +100,7 @@ func (b *sharedBrowser) stop() {
 	}
 }
 
-var errNoBrowser = fmt.Errorf("no Chromium found: install it (apt-get install chromium) or set CORSGATE_CHROMIUM")
+var errNoBrowser = errors.New("no Chromium found: install it (apt-get install chromium) or set CORSGATE_CHROMIUM")
 
 // newTab opens a tab in the shared browser, closed when the test ends. A
 // missing browser skips the test, or fails it when CI=true.
@@ -107,7 +108,7 @@ func newTab(t *testing.T) context.Context {
 	t.Helper()
 	shared.once.Do(shared.start)
 	if shared.err != nil {
-		if shared.err == errNoBrowser && os.Getenv("CI") != "true" {
+		if errors.Is(shared.err, errNoBrowser) && os.Getenv("CI") != "true" {
 			t.Skip(shared.err)
 		}
 		t.Fatal(shared.err)

@@ -145,16 +145,29 @@ type route struct {
 	metrics       *routeMetrics
 }
 
+// ConfigError is the error [New] returns for a bad [Config] field.
+type ConfigError struct {
+	// Field is the name of the Config field at fault, such as "Backend".
+	Field string
+	// Err says what is wrong with it.
+	Err error
+}
+
+func (e *ConfigError) Error() string { return "gateway: Config." + e.Field + ": " + e.Err.Error() }
+
+// Unwrap returns the error inside.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // New validates cfg and returns a gateway. It never blocks on the network:
 // in reflection mode the descriptors load in the background (see
 // [Gateway.Ready]); until then calls fail with UNAVAILABLE.
 func New(cfg Config) (*Gateway, error) {
 	if cfg.MaxMessageSize < 0 {
-		return nil, fmt.Errorf("gateway: MaxMessageSize %d is negative; use 0 for the default of %d", cfg.MaxMessageSize, DefaultMaxMessageSize)
+		return nil, &ConfigError{Field: "MaxMessageSize", Err: fmt.Errorf("%d is negative; use 0 for the default of %d", cfg.MaxMessageSize, DefaultMaxMessageSize)}
 	}
 	scheme, authority, useTLS, err := parseBackend(cfg.Backend)
 	if err != nil {
-		return nil, err
+		return nil, &ConfigError{Field: "Backend", Err: err}
 	}
 	if cfg.BackendTLS != nil {
 		useTLS = true
@@ -192,14 +205,14 @@ func New(cfg Config) (*Gateway, error) {
 
 	empty, err := g.newState(nil)
 	if err != nil {
-		return nil, err
+		return nil, &ConfigError{Field: "Services", Err: err}
 	}
 	g.state.Store(empty)
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	if !g.reflect {
 		st, err := g.newState(cfg.Files)
 		if err != nil {
-			return nil, err
+			return nil, &ConfigError{Field: "Files", Err: err}
 		}
 		g.state.Store(st)
 		g.markReady()
@@ -212,29 +225,29 @@ func New(cfg Config) (*Gateway, error) {
 
 func parseBackend(backend string) (scheme, authority string, useTLS bool, err error) {
 	if backend == "" {
-		return "", "", false, errors.New(`gateway: Backend is empty; give "host:port", "http://host:port" or "https://host:port"`)
+		return "", "", false, errors.New(`empty; give "host:port", "http://host:port" or "https://host:port"`)
 	}
 	scheme = "http"
 	authority = backend
 	if strings.Contains(backend, "://") {
 		u, err := url.Parse(backend)
 		if err != nil {
-			return "", "", false, fmt.Errorf("gateway: Backend %q: %w", backend, err)
+			return "", "", false, fmt.Errorf("%q: %w", backend, err)
 		}
 		switch u.Scheme {
 		case "http", "h2c":
 		case "https":
 			useTLS = true
 		default:
-			return "", "", false, fmt.Errorf("gateway: Backend %q has scheme %q; use http:// (h2c) or https://", backend, u.Scheme)
+			return "", "", false, fmt.Errorf("%q has scheme %q; use http:// (h2c) or https://", backend, u.Scheme)
 		}
 		if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
-			return "", "", false, fmt.Errorf("gateway: Backend %q has a path or query; give only scheme://host:port", backend)
+			return "", "", false, fmt.Errorf("%q has a path or query; give only scheme://host:port", backend)
 		}
 		authority = u.Host
 	}
 	if _, port, err := net.SplitHostPort(authority); err != nil || port == "" {
-		return "", "", false, fmt.Errorf("gateway: Backend %q has no port; give host:port", backend)
+		return "", "", false, fmt.Errorf("%q has no port; give host:port", backend)
 	}
 	return scheme, authority, useTLS, nil
 }

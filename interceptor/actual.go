@@ -24,7 +24,7 @@ func (h *handler) actual(w http.ResponseWriter, r *http.Request) {
 	rt := h.routes[r.URL.Path]
 	if rt == nil && (!h.p.strict || !hasOrigin) {
 		// Not ours: pass untouched, as documented on Policy.Handler.
-		if hasOrigin {
+		if hasOrigin && h.p.observer != nil && !(len(origin) == 1 && sameOrigin(origin[0], r.TLS != nil, r.Host)) {
 			h.p.observe(Verdict{Reason: ReasonProcedure})
 		}
 		h.next.ServeHTTP(w, r)

@@ -300,6 +300,7 @@ func TestActualObserver(t *testing.T) {
 		{name: "barred", origin: appOrigin, path: pathReset, method: "POST", want: []Verdict{{Reason: ReasonBarred, Procedure: pathReset}}},
 		{name: "unknown", origin: appOrigin, path: "/a/b", method: "POST", want: []Verdict{{Reason: ReasonProcedure}}},
 		{name: "same origin not told", origin: "http://example.com", path: pathGreet, method: "POST", want: nil},
+		{name: "same origin unknown not told", origin: "http://example.com", path: "/a/b", method: "POST", want: nil},
 		{name: "no origin not told", origin: "", path: pathGreet, method: "POST", want: nil},
 	}
 	for _, tt := range tests {

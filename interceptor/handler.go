@@ -11,8 +11,8 @@ type route struct {
 	path      string
 	barred    bool
 	methods   methodSet
-	allowed   headerSet // lowercase request headers: protocol + declared + configured
-	anyHeader bool      // "*" configured: any token except authorization
+	allowed   *headerSet // lowercase request headers: protocol + declared + configured
+	anyHeader bool       // "*" configured: any token except authorization
 	acam      []string
 	acah      []string
 	aceh      []string
@@ -110,7 +110,10 @@ func (rt *route) checkHeaders(lines []string) (bad string, ok bool) {
 			break
 		}
 		if rt.allowed.has(name) {
-			continue
+			continue // a configured name, so a valid one
+		}
+		if !validToken(name) {
+			return "(malformed header name)", false
 		}
 		if rt.anyHeader && !strings.EqualFold(name, "authorization") {
 			continue
@@ -120,15 +123,16 @@ func (rt *route) checkHeaders(lines []string) (bad string, ok bool) {
 	if s.over {
 		return "(more than the parser's bounds)", false
 	}
-	if s.bad {
-		return "(malformed header name)", false
-	}
 	return "", true
 }
 
 // setVary sets or extends Vary with value, allocating only when another
 // Vary is already present.
 func setVary(hdr http.Header, value []string) {
+	if len(hdr) == 0 {
+		hdr[hVary] = value // nothing to keep; skips a lookup
+		return
+	}
 	old, ok := hdr[hVary]
 	if !ok {
 		hdr[hVary] = value

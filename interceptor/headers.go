@@ -3,6 +3,7 @@ package interceptor
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -11,6 +12,7 @@ import (
 // scanning (see GHSA-mh55-gqvf-xfwm for what unbounded parsing costs).
 const (
 	maxRequestHeaderNames = 64   // names in all ACRH lines together
+	maxEmptyElements      = 16   // empty elements ("a,,b") tolerated
 	maxRequestHeaderBytes = 4096 // bytes in all ACRH lines together
 	maxRequestHeaderLines = 16   // ACRH header lines
 	maxHeaderNameLen      = 128  // longest name New and NewTable accept
@@ -48,14 +50,32 @@ var protocolExposedHeaders = []string{
 	"Grpc-Accept-Encoding",
 }
 
-// isTokenChar reports whether c may appear in an HTTP field name (RFC 9110
+// tokenChars marks the bytes that may appear in an HTTP field name (RFC 9110
 // tchar).
-func isTokenChar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
+var tokenChars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
 	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range []byte("!#$%&'*+-.^_`|~") {
+		t[c] = true
+	}
+	return t
+}()
+
+// isTokenChar reports whether c may appear in an HTTP field name.
+func isTokenChar(c byte) bool { return tokenChars[c] }
+
+// validToken reports whether s is a non-empty HTTP field name.
+func validToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !tokenChars[s[i]] {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // validateHeaderName checks one configured or declared header name. what
@@ -98,14 +118,16 @@ next:
 // headerScanner walks the names of Access-Control-Request-Headers lines
 // without allocating. Elements are separated by commas; spaces and tabs
 // around them and empty elements are skipped. It stops with over set when a
-// bound is exceeded and with bad set when an element is not a token.
+// bound is exceeded. It does not check that elements are header names:
+// callers compare them with known names first and call validToken only for
+// the others, which keeps the common case to one pass over the bytes.
 type headerScanner struct {
 	lines []string
 	line  int
 	pos   int
 	count int
+	empty int
 	over  bool // a bound was exceeded
-	bad   bool // an element was not a header name
 }
 
 // newHeaderScanner checks the bounds that can be checked up front: number of
@@ -127,10 +149,10 @@ func newHeaderScanner(lines []string) headerScanner {
 	return s
 }
 
-// next returns the next name, or ok false at the end or on an error (see
-// over and bad).
+// next returns the next element, or ok false at the end or when a bound
+// was exceeded (see over).
 func (s *headerScanner) next() (name string, ok bool) {
-	if s.over || s.bad {
+	if s.over {
 		return "", false
 	}
 	for s.line < len(s.lines) {
@@ -152,6 +174,11 @@ func (s *headerScanner) next() (name string, ok bool) {
 				end--
 			}
 			if start == end {
+				s.empty++
+				if s.empty > maxEmptyElements {
+					s.over = true
+					return "", false
+				}
 				continue
 			}
 			s.count++
@@ -159,14 +186,7 @@ func (s *headerScanner) next() (name string, ok bool) {
 				s.over = true
 				return "", false
 			}
-			elem := l[start:end]
-			for i := 0; i < len(elem); i++ {
-				if !isTokenChar(elem[i]) {
-					s.bad = true
-					return elem, false
-				}
-			}
-			return elem, true
+			return l[start:end], true
 		}
 		s.line++
 		s.pos = 0
@@ -175,43 +195,42 @@ func (s *headerScanner) next() (name string, ok bool) {
 }
 
 // headerSet is a set of lowercase header names with a lookup that takes any
-// case and does not allocate.
+// case, does not hash and does not allocate: names are bucketed by length,
+// and a lookup compares the few candidates of the same length byte by byte.
 type headerSet struct {
-	names  map[string]struct{}
-	maxLen int
+	byLen [maxHeaderNameLen + 1][]string
 }
 
-func newHeaderSet(names []string) headerSet {
-	s := headerSet{names: make(map[string]struct{}, len(names))}
+func newHeaderSet(names []string) *headerSet {
+	s := new(headerSet)
 	for _, n := range names {
 		n = strings.ToLower(n)
-		s.names[n] = struct{}{}
-		s.maxLen = max(s.maxLen, len(n))
+		if len(n) <= maxHeaderNameLen && !slices.Contains(s.byLen[len(n)], n) {
+			s.byLen[len(n)] = append(s.byLen[len(n)], n)
+		}
 	}
 	return s
 }
 
 // has reports whether name, in any case, is in the set.
-func (s headerSet) has(name string) bool {
-	if len(name) > s.maxLen || len(name) > maxHeaderNameLen {
+func (s *headerSet) has(name string) bool {
+	if len(name) > maxHeaderNameLen {
 		return false
 	}
-	var buf [maxHeaderNameLen]byte
-	lower := true
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-			lower = false
+next:
+	for _, cand := range s.byLen[len(name)] {
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != cand[i] {
+				continue next
+			}
 		}
-		buf[i] = c
+		return true
 	}
-	if lower {
-		_, ok := s.names[name]
-		return ok
-	}
-	_, ok := s.names[string(buf[:len(name)])]
-	return ok
+	return false
 }
 
 // canonical returns the canonical MIME form of a header name, for

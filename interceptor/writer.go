@@ -31,28 +31,37 @@ func putWriter(cw *corsWriter) {
 	writerPool.Put(cw)
 }
 
-// fix makes the CORS headers exactly the policy's.
+// fix makes the CORS headers exactly the policy's. It looks up each
+// Access-Control-* header a response could carry by its canonical name
+// (http.Header.Set and Add canonicalize), which costs less than walking the
+// map.
 func (cw *corsWriter) fix() {
 	hdr := cw.ResponseWriter.Header()
 	restore(hdr, hACAO, cw.acao)
 	restore(hdr, hACAC, cw.acac)
 	restore(hdr, hACEH, cw.aceh)
+	// Preflight-only headers mean nothing on an actual response; drop them
+	// so the response says only what the policy says.
 	for _, k := range [...]string{hACAM, hACAH, hMaxAge, hACAPN} {
 		if _, ok := hdr[k]; ok {
 			delete(hdr, k)
 		}
 	}
-	if v, ok := hdr[hVary]; !ok || !varyHasOrigin(v) {
+	if v, ok := hdr[hVary]; !ok || (&v[0] != &valueVaryOrigin[0] && !varyHasOrigin(v)) {
 		setVary(hdr, valueVaryOrigin)
 	}
 }
 
+// restore sets key to want (deletes it when want is nil) unless it already
+// holds exactly the policy's slice.
 func restore(hdr http.Header, key string, want []string) {
 	have, ok := hdr[key]
 	switch {
-	case want == nil && ok:
-		delete(hdr, key)
-	case want != nil && (len(have) != 1 || &have[0] != &want[0]):
+	case want == nil:
+		if ok {
+			delete(hdr, key)
+		}
+	case len(have) != 1 || &have[0] != &want[0]:
 		hdr[key] = want
 	}
 }
@@ -66,7 +75,7 @@ func varyHasOrigin(values []string) bool {
 			if !ok {
 				break
 			}
-			if name == "*" || len(name) == 6 && (name == "Origin" || name == "origin" || equalFoldASCII(name, "origin")) {
+			if name == "*" || equalFoldASCII(name, "origin") {
 				return true
 			}
 		}

@@ -30,6 +30,7 @@ buf=$root/node_modules/.bin/buf
 step "generated code is fresh"
 "$buf" lint
 "$buf" generate
+bash example/web/build.sh
 bash scripts/check-fresh.sh
 
 step "format and vet"

@@ -34,13 +34,21 @@ func explainCLI(t *testing.T, args ...string) (code int, stdout, stderr string) 
 }
 
 // assertLines checks that each of want is a line of out (after trimming
-// spaces at both ends), in this order.
+// spaces at both ends), in this order. A want ending in "*" matches the
+// lines that start with the rest.
 func assertLines(t *testing.T, out string, want []string) {
 	t.Helper()
 	lines := strings.Split(out, "\n")
+	match := func(line, w string) bool {
+		line = strings.TrimSpace(line)
+		if prefix, ok := strings.CutSuffix(w, "*"); ok {
+			return strings.HasPrefix(line, prefix)
+		}
+		return line == w
+	}
 	i := 0
 	for _, w := range want {
-		for i < len(lines) && strings.TrimSpace(lines[i]) != w {
+		for i < len(lines) && !match(lines[i], w) {
 			i++
 		}
 		if i == len(lines) {
@@ -71,7 +79,7 @@ func TestExplainGreet(t *testing.T) {
 		"preflight response (OPTIONS /greet.v1.GreetService/Greet):",
 		"Access-Control-Allow-Origin: https://app.example.com",
 		"Access-Control-Max-Age: 7200",
-		"Vary: Origin",
+		"Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
 		"actual response (POST /greet.v1.GreetService/Greet), CORS headers:",
 		"Access-Control-Allow-Origin: https://app.example.com",
 		"Vary: Origin",
@@ -154,7 +162,7 @@ func TestExplainVerdicts(t *testing.T) {
 			name:       "unknown procedure",
 			args:       append([]string{"--origin", appOrigin, "--procedure", "/greet.v1.GreetService/Nope"}, allow...),
 			wantCode:   exitFailure,
-			wantLines:  []string{`FAIL  procedure  "/greet.v1.GreetService/Nope" is not a procedure of the table (6 procedures); paths look like "/greet.v1.GreetService/Greet"`},
+			wantLines:  []string{`FAIL  procedure  "/greet.v1.GreetService/Nope" is not a procedure of the table (*`},
 			wantStderr: "refused: procedure:",
 		},
 		{

@@ -77,6 +77,7 @@ type config struct {
 	memTargets   []string
 	outFile      string
 	corsgateBin  string // prebuilt corsgate binary; empty builds ./cmd/corsgate
+	corsgateMetr bool   // run corsgate with --metrics-listen (heap gauge; metrics cost included)
 	grpcwebproxy string // grpcwebproxy binary; empty finds or installs it
 	smoke        bool
 }
@@ -99,6 +100,7 @@ func parseFlags(args []string, errw io.Writer) (config, error) {
 	memTargets := fs.String("memory-targets", strings.Join(allTargets, ","), "comma-separated targets of the memory case")
 	fs.StringVar(&cfg.outFile, "out", "", "also write the markdown report to this file")
 	fs.StringVar(&cfg.corsgateBin, "corsgate", "", "corsgate binary to run (default: go build ./cmd/corsgate into a temporary directory)")
+	fs.BoolVar(&cfg.corsgateMetr, "corsgate-metrics", true, "run corsgate with --metrics-listen, as grpcwebproxy always records Prometheus metrics; gives the memory case its heap figure")
 	fs.StringVar(&cfg.grpcwebproxy, "grpcwebproxy", "", "grpcwebproxy binary to run (default: $GOBIN or $GOPATH/bin, go install'ed when missing)")
 	fs.BoolVar(&cfg.smoke, "smoke", false, "tiny run (about a second per target) that only proves the bench works; explicit flags still win")
 	if err := fs.Parse(args); err != nil {

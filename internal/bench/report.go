@@ -51,9 +51,9 @@ func (c config) command() string {
 	for i, n := range c.concurrency {
 		ints[i] = fmt.Sprint(n)
 	}
-	return fmt.Sprintf("go run ./internal/bench -duration %v -warmup %v -rounds %d -concurrency %s -targets %s -protocols %s -stream-messages %d -streams %d -memory-targets %s",
+	return fmt.Sprintf("go run ./internal/bench -duration %v -warmup %v -rounds %d -concurrency %s -targets %s -protocols %s -stream-messages %d -streams %d -memory-targets %s -corsgate-metrics=%t",
 		c.duration, c.warmup, c.rounds, strings.Join(ints, ","), strings.Join(c.targets, ","), strings.Join(c.protocols, ","),
-		c.streamCount, c.streams, strings.Join(c.memTargets, ","))
+		c.streamCount, c.streams, strings.Join(c.memTargets, ","), c.corsgateMetr)
 }
 
 func (rep *report) markdown() string {

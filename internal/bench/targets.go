@@ -131,6 +131,7 @@ func startTarget(ctx context.Context, name string, backend *proc, backendAddrs c
 			t.desc = "`corsgate serve` (" + cfg.corsgateBin + ") in front of the grpc-go backend; figures are the gateway process"
 		}
 		if metrics != "" {
+			t.desc += ", with --metrics-listen (Prometheus metrics recorded per call)"
 			t.heap, t.heapLabel = promHeap("http://"+metrics+"/metrics"), "go_memstats_heap_inuse_bytes (--metrics-listen)"
 		}
 	default:
@@ -263,7 +264,7 @@ func startCorsgate(ctx context.Context, cfg config, backend, tmp string, log *sl
 	}
 	addr = "127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"serve", "--listen=" + addr, "--backend=" + backend, "--allow-origin=" + benchOrigin}
-	if strings.Contains(string(help), "--metrics-listen") {
+	if cfg.corsgateMetr && strings.Contains(string(help), "--metrics-listen") {
 		mport, err := freePort()
 		if err != nil {
 			return nil, "", "", err

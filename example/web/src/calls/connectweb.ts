@@ -14,7 +14,7 @@ import {
   SetGreetingResponseSchema,
 } from "../gen/greet/v1/greet_pb";
 import { codeName, decodeDetail, headersObject } from "./status";
-import { deadlineMs } from "./types";
+import { blockedHint, deadlineMs } from "./types";
 import type { RunOptions, RunResult } from "./types";
 
 /**
@@ -83,6 +83,10 @@ export async function runConnectWeb(opts: RunOptions, res: RunResult): Promise<v
     res.ok = false;
     res.code = codeName(err.code);
     res.message = err.rawMessage;
+    if (raw.headers === undefined) {
+      // fetch rejected without a response: CORS (or the network) refused.
+      res.message += blockedHint;
+    }
     res.details = err.details.map((d) =>
       "desc" in d
         ? { type: d.desc.typeName, value: toJson(d.desc, d.value as never) }

@@ -19,7 +19,7 @@ import {
   SetGreetingResponseSchema,
 } from "../gen/greet/v1/greet_pb";
 import { codeName, decodeStatusDetails, sortedObject } from "./status";
-import { deadlineMs } from "./types";
+import { blockedHint, deadlineMs } from "./types";
 import type { RunOptions, RunResult } from "./types";
 
 const service = "greet.v1.GreetService";
@@ -79,6 +79,10 @@ function fail(res: RunResult, code: number, message: string, md: Metadata | unde
   const status = /http status code: (\d+)/.exec(message);
   if (status) {
     res.httpStatus = Number(status[1]);
+    if (res.httpStatus === 0) {
+      // XHR failed without a response: CORS (or the network) refused.
+      res.message += blockedHint;
+    }
   }
   res.details = decodeStatusDetails(md?.["grpc-status-details-bin"]);
   // The error's metadata repeats the headers: keep the rest as trailers.

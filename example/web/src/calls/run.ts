@@ -55,7 +55,7 @@ export async function run(opts: RunOptions): Promise<RunResult> {
     res.message = `the page failed: ${String(e)}`;
   }
   if (opts.client === "grpcweb-text" && res.httpStatus === 415) {
-    res.message += " (connect-go serves binary gRPC-Web only: grpc-web's text mode needs the gateway)";
+    res.message += " (connect-go has no gRPC-Web text: use the gateway)";
   }
   res.elapsedMs = Math.round(performance.now() - start);
   return res;

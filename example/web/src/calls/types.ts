@@ -84,6 +84,9 @@ export interface RunResult {
   elapsedMs: number;
 }
 
+/** blockedHint is appended to the message of a call the browser refused to make or to show. */
+export const blockedHint = " (the browser blocked the call: its console says which CORS check failed)";
+
 /** deadlineMs is the call's deadline in milliseconds, or undefined for none. */
 export function deadlineMs(opts: RunOptions): number | undefined {
   const ms = opts.timeoutMs ?? 10000;
@@ -96,10 +99,10 @@ export function unsupportedReason(
   method: MethodName,
 ): string | undefined {
   if (method === "GreetMany" || method === "Chat") {
-    return "browsers can't stream a request body (fetch and XHR send it whole): client and bidi streams need another transport";
+    return "browsers can't stream request bodies (fetch and XHR send them whole)";
   }
   if (client === "grpcweb-binary" && method === "GreetStream") {
-    return "grpc-web's binary mode supports unary calls only";
+    return "grpc-web's binary mode is for unary calls only";
   }
   return undefined;
 }

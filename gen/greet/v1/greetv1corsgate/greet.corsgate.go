@@ -2,8 +2,6 @@
 //
 // Source: greet/v1/greet.proto
 
-// Package greetv1corsgate serves the services of greet/v1/greet.proto to browsers
-// through a corsgate CORS policy.
 package greetv1corsgate
 
 import (

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/corsgate/corsgate/gateway"
+	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/cliflags"
+	"github.com/corsgate/corsgate/internal/config"
+)
+
+func init() { register(newServeCmd) }
+
+const (
+	defaultServeListen   = "127.0.0.1:8080"
+	defaultShutdownGrace = 15 * time.Second
+	// serveReadHeaderTimeout bounds how long a client may take to send its
+	// request headers; bodies and responses have no timeout, streams last.
+	serveReadHeaderTimeout = 10 * time.Second
+	// serveMaxHeaderBytes bounds a request's headers.
+	serveMaxHeaderBytes = 64 << 10
+	// serveIdleTimeout closes keep-alive connections left idle.
+	serveIdleTimeout = 2 * time.Minute
+)
+
+// serveConfig holds the values of corsgate serve's flags, after --config.
+type serveConfig struct {
+	cors              cliflags.CORS
+	listen            string
+	backend           string
+	backendTLS        bool
+	backendCA         string
+	backendServerName string
+	tlsCert           string
+	tlsKey            string
+	descriptors       string
+	configPath        string
+	maxMessageSize    int
+	metricsListen     string
+	shutdownGrace     time.Duration
+	// services are the config file's per-procedure rules, nil without.
+	services []interceptor.Service
+}
+
+func newServeCmd() *cobra.Command {
+	var cfg serveConfig
+	cmd := &cobra.Command{
+		Use:   "serve --backend HOST:PORT",
+		Short: "Serve gRPC-Web and Connect to browsers in front of a gRPC backend",
+		Long: `Serve gRPC-Web (binary and text), Connect (unary, GET, streams) and gRPC on
+--listen, translated to gRPC for --backend, with CORS decided per procedure from
+the backend's descriptors: --descriptors (a buf image or FileDescriptorSet), or
+else the backend's server reflection, refreshed every minute.
+
+--listen speaks HTTP/1.1 and HTTP/2 without TLS (h2c), or HTTP/1.1 and HTTP/2
+over TLS with --tls-cert and --tls-key. The backend is reached over h2c, or TLS
+with an https:// --backend, --backend-tls, --backend-ca or --backend-server-name.
+Only procedures in the descriptors are served; others get UNIMPLEMENTED.
+
+GET /healthz answers 200 when the backend is healthy (grpc.health.v1 when it
+has it), and grpc.health.v1.Health is served too. --metrics-listen serves
+Prometheus metrics on /metrics. On SIGINT or SIGTERM the gateway stops
+accepting, lets calls finish for --shutdown-grace, then cancels the rest.
+
+--config FILE reads a YAML file whose keys are these flags' names, plus an
+optional services: list of per-procedure CORS rules; flags given on the
+command line win.`,
+		Example: `  corsgate serve --backend 127.0.0.1:9090 --allow-origin https://app.example.com
+  corsgate serve --config corsgate.yaml
+  corsgate serve --backend https://api.internal:443 --descriptors image.binpb \
+    --tls-cert cert.pem --tls-key key.pem --listen :8443 --metrics-listen 127.0.0.1:9100`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.applyConfigFile(cmd.Flags()); err != nil {
+				return err
+			}
+			log, err := cliflags.NewLogger(cfg.cors.LogLevel, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), &cfg, log, cmd.OutOrStdout())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&cfg.listen, "listen", defaultServeListen, "address to serve on (host:port)")
+	fs.StringVar(&cfg.backend, "backend", "", `gRPC backend: "host:port" or "http://host:port" (h2c), "https://host:port" (TLS); required`)
+	fs.BoolVar(&cfg.backendTLS, "backend-tls", false, "use TLS to the backend even for host:port")
+	fs.StringVar(&cfg.backendCA, "backend-ca", "", "PEM file of CAs that verify the backend (implies TLS); default: the system's")
+	fs.StringVar(&cfg.backendServerName, "backend-server-name", "", "name to verify in the backend's certificate (implies TLS); default: the backend's host")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate to serve TLS with (with --tls-key)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&cfg.descriptors, "descriptors", "", "buf image or binary FileDescriptorSet of the backend's services; default: server reflection")
+	fs.StringVar(&cfg.configPath, "config", "", "YAML config file; keys are these flags' names, flags given here win")
+	fs.IntVar(&cfg.maxMessageSize, "max-message-size", gateway.DefaultMaxMessageSize, "largest message in bytes, either direction; larger ones fail with RESOURCE_EXHAUSTED")
+	fs.StringVar(&cfg.metricsListen, "metrics-listen", "", "address to serve Prometheus /metrics on (host:port); default: none")
+	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", defaultShutdownGrace, "at shutdown, how long calls in flight may take before they are canceled")
+	cfg.cors.Register(fs)
+	return cmd
+}
+
+// applyConfigFile loads --config, if given, into the flags not given on the
+// command line.
+func (c *serveConfig) applyConfigFile(fs *pflag.FlagSet) error {
+	if c.configPath == "" {
+		return nil
+	}
+	file, err := config.Load(c.configPath)
+	if err != nil {
+		return &cliflags.UsageError{Err: err}
+	}
+	values := file.Values()
+	delete(values, "config")
+	if err := cliflags.ApplyUnchanged(fs, values); err != nil {
+		return fmt.Errorf("%s: %w", c.configPath, err)
+	}
+	if file.Has("services") {
+		c.services = file.Services
+		if c.services == nil {
+			c.services = []interceptor.Service{}
+		}
+	}
+	return nil
+}
+
+// serveServer is a configured gateway with its HTTP servers, not yet
+// listening.
+type serveServer struct {
+	cfg     *serveConfig
+	log     *slog.Logger
+	gw      *gateway.Gateway
+	srv     *http.Server
+	metrics *http.Server // nil without --metrics-listen
+	useTLS  bool
+	// stop cancels the handlers' base context: the end of the grace.
+	stop context.CancelFunc
+}
+
+// newServeServer validates cfg and builds the gateway and its servers. Every
+// refused value is a [cliflags.UsageError] naming its flag.
+func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	backendTLS, err := cfg.backendTLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	var files *protoregistry.Files
+	if cfg.descriptors != "" {
+		if files, err = gateway.LoadDescriptorFile(cfg.descriptors); err != nil {
+			return nil, cliflags.Usagef("--descriptors: %w", err)
+		}
+	}
+	s := &serveServer{cfg: cfg, log: log, useTLS: cfg.tlsCert != ""}
+	var metrics *gateway.Metrics
+	var opts []interceptor.Option
+	if cfg.metricsListen != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		if metrics, err = gateway.NewMetrics(reg); err != nil {
+			return nil, err
+		}
+		opts = append(opts, interceptor.WithObserver(metrics.ObserveVerdict))
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: serveReadHeaderTimeout}
+	}
+	policy, err := cfg.cors.Policy(log, opts...)
+	if err != nil {
+		return nil, err
+	}
+	gwCfg := gateway.Config{
+		Backend:        cfg.backend,
+		BackendTLS:     backendTLS,
+		Files:          files,
+		Policy:         policy,
+		Services:       cfg.services,
+		MaxMessageSize: cfg.maxMessageSize,
+		Logger:         log,
+		Metrics:        metrics,
+	}
+	if s.gw, err = gateway.New(gwCfg); err != nil {
+		var ce *gateway.ConfigError
+		if errors.As(err, &ce) {
+			return nil, cliflags.Usagef("%s: %w", configKey(ce.Field), ce.Err)
+		}
+		return nil, err
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	if s.useTLS {
+		protocols.SetHTTP2(true)
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
+	baseCtx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	s.srv = &http.Server{
+		Handler:           s.gw,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: serveReadHeaderTimeout,
+		MaxHeaderBytes:    serveMaxHeaderBytes,
+		IdleTimeout:       serveIdleTimeout,
+		// No WriteTimeout: it would cut streams.
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		BaseContext: func(net.Listener) context.Context { return baseCtx },
+	}
+	if s.useTLS {
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			_ = s.gw.Close()
+			return nil, cliflags.Usagef("--tls-cert/--tls-key: %w", err)
+		}
+		s.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	return s, nil
+}
+
+// configKey names the flag or config key behind a gateway.Config field.
+func configKey(field string) string {
+	switch field {
+	case "Backend":
+		return "--backend"
+	case "MaxMessageSize":
+		return "--max-message-size"
+	case "Files":
+		return "--descriptors"
+	case "Services":
+		return "services"
+	}
+	return field
+}
+
+func (c *serveConfig) validate() error {
+	switch {
+	case c.backend == "":
+		return cliflags.Usagef("--backend is required (the gRPC server, host:port)")
+	case (c.tlsCert == "") != (c.tlsKey == ""):
+		return cliflags.Usagef("--tls-cert and --tls-key go together")
+	case c.maxMessageSize <= 0 || c.maxMessageSize > config.MaxMessageSize:
+		return cliflags.Usagef("--max-message-size %d: must be between 1 and %d", c.maxMessageSize, config.MaxMessageSize)
+	case c.shutdownGrace < 0 || c.shutdownGrace > config.MaxShutdownGrace:
+		return cliflags.Usagef("--shutdown-grace %v: must be between 0 and %v", c.shutdownGrace, config.MaxShutdownGrace)
+	}
+	if _, _, err := net.SplitHostPort(c.listen); err != nil {
+		return cliflags.Usagef("--listen %q: %w", c.listen, err)
+	}
+	if c.metricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.metricsListen); err != nil {
+			return cliflags.Usagef("--metrics-listen %q: %w", c.metricsListen, err)
+		}
+	}
+	return nil
+}
+
+// backendTLSConfig is the TLS configuration to the backend, nil for h2c
+// (or for an https:// backend verified with the system's roots).
+func (c *serveConfig) backendTLSConfig() (*tls.Config, error) {
+	if !c.backendTLS && c.backendCA == "" && c.backendServerName == "" {
+		return nil, nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.backendServerName}
+	if c.backendCA != "" {
+		pem, err := os.ReadFile(c.backendCA)
+		if err != nil {
+			return nil, cliflags.Usagef("--backend-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, cliflags.Usagef("--backend-ca %q: no PEM certificate in it", c.backendCA)
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
+}
+
+// Serve serves on ln (and the metrics on metricsLn, when not nil) until ctx
+// is done, then shuts down: it stops accepting, lets calls in flight finish
+// for the shutdown grace, cancels the rest, and closes the gateway. It
+// returns nil after a shutdown caused by ctx.
+func (s *serveServer) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
+	defer s.stop()
+	errc := make(chan error, 2)
+	go func() {
+		var err error
+		if s.useTLS {
+			err = s.srv.ServeTLS(ln, "", "")
+		} else {
+			err = s.srv.Serve(ln)
+		}
+		errc <- err
+	}()
+	if s.metrics != nil && metricsLn != nil {
+		go func() { errc <- s.metrics.Serve(metricsLn) }()
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.log.Info("corsgate serve: shutting down", "grace", s.cfg.shutdownGrace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownGrace)
+	defer cancel()
+	if s.metrics != nil {
+		_ = s.metrics.Shutdown(shutdownCtx)
+	}
+	if err := s.srv.Shutdown(shutdownCtx); err != nil {
+		s.log.Warn("corsgate serve: grace expired; canceling the calls still open")
+		s.stop()
+		_ = s.srv.Close()
+	}
+	_ = s.gw.Close()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+// runServe builds the server, listens, prints the gateway's URL and serves
+// until ctx is done.
+func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger, stdout io.Writer) error {
+	s, err := newServeServer(cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		_ = s.gw.Close()
+		return fmt.Errorf("--listen: %w", err)
+	}
+	var metricsLn net.Listener
+	if cfg.metricsListen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.metricsListen); err != nil {
+			_ = ln.Close()
+			_ = s.gw.Close()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+	}
+	scheme := "http"
+	if s.useTLS {
+		scheme = "https"
+	}
+	if _, err := fmt.Fprintf(stdout, "Gateway: %s://%s\n", scheme, ln.Addr()); err != nil {
+		return err
+	}
+	if metricsLn != nil {
+		if _, err := fmt.Fprintf(stdout, "Metrics: http://%s/metrics\n", metricsLn.Addr()); err != nil {
+			return err
+		}
+	}
+	log.Info("corsgate serve: serving", "listen", ln.Addr().String(), "backend", cfg.backend, "descriptors", descriptorSource(cfg))
+	return s.Serve(ctx, ln, metricsLn)
+}
+
+func descriptorSource(cfg *serveConfig) string {
+	if cfg.descriptors != "" {
+		return cfg.descriptors
+	}
+	return "server reflection"
+}

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"sigs.k8s.io/yaml"
+
+	"github.com/corsgate/corsgate/interceptor"
+
+	// The Any types of the generated config, resolved through
+	// protoregistry.GlobalTypes. format_envoy.go links them already; the
+	// imports say what the test needs.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/connect_grpc_bridge/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+)
+
+// loadEnvoy reads an Envoy YAML config into the go-control-plane types as
+// Envoy would: unknown fields rejected, Any types resolved, then the
+// protoc-gen-validate rules checked.
+func loadEnvoy(tb testing.TB, path string) (*bootstrapv3.Bootstrap, *hcmv3.HttpConnectionManager) {
+	tb.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		tb.Fatalf("%s: %v", path, err)
+	}
+	bootstrap := &bootstrapv3.Bootstrap{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(js, bootstrap); err != nil {
+		tb.Fatalf("%s does not load into envoy.config.bootstrap.v3.Bootstrap: %v", path, err)
+	}
+	if err := bootstrap.ValidateAll(); err != nil {
+		tb.Fatalf("%s: %v", path, err)
+	}
+	listeners := bootstrap.GetStaticResources().GetListeners()
+	if len(listeners) != 1 || len(listeners[0].GetFilterChains()) != 1 || len(listeners[0].GetFilterChains()[0].GetFilters()) != 1 {
+		tb.Fatalf("%s: want one listener with one filter chain of one filter", path)
+	}
+	hcm := &hcmv3.HttpConnectionManager{}
+	if err := listeners[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
+		tb.Fatalf("%s: network filter is not an HttpConnectionManager: %v", path, err)
+	}
+	if err := hcm.ValidateAll(); err != nil {
+		tb.Fatalf("%s: %v", path, err)
+	}
+	return bootstrap, hcm
+}
+
+// routeCORS returns the per-route CORS policy of every route, by path.
+func routeCORS(tb testing.TB, hcm *hcmv3.HttpConnectionManager) map[string]*corsv3.CorsPolicy {
+	tb.Helper()
+	out := make(map[string]*corsv3.CorsPolicy)
+	for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
+		for _, r := range vh.GetRoutes() {
+			path := r.GetMatch().GetPath()
+			if path == "" {
+				tb.Fatalf("route %q does not match an exact path", r.GetName())
+			}
+			if _, ok := r.GetAction().(*routev3.Route_Route); !ok {
+				tb.Fatalf("route %s does not forward", path)
+			}
+			policy := &corsv3.CorsPolicy{}
+			if err := r.GetTypedPerFilterConfig()["envoy.filters.http.cors"].UnmarshalTo(policy); err != nil {
+				tb.Fatalf("route %s: per-route CORS policy: %v", path, err)
+			}
+			out[path] = policy
+		}
+	}
+	return out
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, strings.ToLower(s))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestEnvoyExample loads the committed example/envoy/envoy.yaml and checks
+// the example service's routes.
+func TestEnvoyExample(t *testing.T) {
+	t.Parallel()
+	_, hcm := loadEnvoy(t, "../../example/envoy/envoy.yaml")
+
+	var filters []string
+	for _, f := range hcm.GetHttpFilters() {
+		filters = append(filters, f.GetName())
+	}
+	if want := []string{"envoy.filters.http.grpc_web", "envoy.filters.http.cors", "envoy.filters.http.router"}; !slices.Equal(filters, want) {
+		t.Errorf("HTTP filters %v, want %v", filters, want)
+	}
+
+	policies := routeCORS(t, hcm)
+	const prefix = "/greet.v1.GreetService/"
+	tests := []struct {
+		procedure   string
+		methods     []string // nil: barred
+		headers     []string // beyond the protocol's
+		exposed     []string // beyond the protocol's
+		notExposed  []string
+		notAllowed  []string
+		credentials bool
+	}{
+		{
+			procedure: "Greet",
+			methods:   []string{"GET", "POST"},
+			headers:   []string{"authorization", "x-request-id"},
+			exposed:   []string{"x-greet-version", "x-greet-trailer", "trailer-x-greet-trailer"},
+		},
+		{procedure: "SetGreeting", methods: []string{"POST"}, notAllowed: []string{"authorization"}, notExposed: []string{"x-greet-version"}},
+		{procedure: "GreetStream", methods: []string{"POST"}},
+		{procedure: "GreetMany", methods: []string{"POST"}},
+		{procedure: "Chat", methods: []string{"POST"}},
+		{procedure: "ResetGreetings"},
+	}
+	if len(policies) != len(tests) {
+		t.Errorf("%d routes, want %d", len(policies), len(tests))
+	}
+	for _, tc := range tests {
+		policy, ok := policies[prefix+tc.procedure]
+		if !ok {
+			t.Errorf("no route for %s", tc.procedure)
+			continue
+		}
+		if policy.GetForwardNotMatchingPreflights() == nil || policy.GetForwardNotMatchingPreflights().GetValue() {
+			t.Errorf("%s: refused preflights would be forwarded to the gRPC backend", tc.procedure)
+		}
+		if tc.methods == nil {
+			if len(policy.GetAllowOriginStringMatch()) != 0 || policy.GetAllowMethods() != "" {
+				t.Errorf("%s is browser-barred but its policy allows origins %v, methods %q", tc.procedure, policy.GetAllowOriginStringMatch(), policy.GetAllowMethods())
+			}
+			continue
+		}
+		if got := policy.GetAllowMethods(); !slices.Equal(splitList(got), splitList(strings.Join(tc.methods, ","))) {
+			t.Errorf("%s: allow_methods %q, want %v", tc.procedure, got, tc.methods)
+		}
+		origins := policy.GetAllowOriginStringMatch()
+		if len(origins) != 1 || origins[0].GetExact() != "https://app.example.com" {
+			t.Errorf("%s: origins %v, want exactly https://app.example.com", tc.procedure, origins)
+		}
+		allowed := splitList(policy.GetAllowHeaders())
+		for _, h := range append([]string{"content-type", "connect-protocol-version", "x-grpc-web", "x-user-agent", "grpc-timeout"}, tc.headers...) {
+			if !slices.Contains(allowed, h) {
+				t.Errorf("%s: allow_headers %q lacks %s", tc.procedure, policy.GetAllowHeaders(), h)
+			}
+		}
+		for _, h := range tc.notAllowed {
+			if slices.Contains(allowed, h) {
+				t.Errorf("%s: allow_headers %q has %s", tc.procedure, policy.GetAllowHeaders(), h)
+			}
+		}
+		exposed := splitList(policy.GetExposeHeaders())
+		for _, h := range append([]string{"grpc-status", "grpc-message", "grpc-status-details-bin"}, tc.exposed...) {
+			if !slices.Contains(exposed, h) {
+				t.Errorf("%s: expose_headers %q lacks %s", tc.procedure, policy.GetExposeHeaders(), h)
+			}
+		}
+		for _, h := range tc.notExposed {
+			if slices.Contains(exposed, h) {
+				t.Errorf("%s: expose_headers %q has %s", tc.procedure, policy.GetExposeHeaders(), h)
+			}
+		}
+		if policy.GetMaxAge() != "7200" {
+			t.Errorf("%s: max_age %q, want 7200", tc.procedure, policy.GetMaxAge())
+		}
+		if policy.GetAllowCredentials().GetValue() != tc.credentials {
+			t.Errorf("%s: allow_credentials %v", tc.procedure, policy.GetAllowCredentials())
+		}
+	}
+}
+
+// TestEnvoyAgreesWithInterceptor checks, on the golden Envoy config with
+// credentials, patterns and extra headers, that every route states what the
+// interceptor answers for the same procedure and parameters.
+func TestEnvoyAgreesWithInterceptor(t *testing.T) {
+	t.Parallel()
+	_, hcm := loadEnvoy(t, "testdata/golden/envoy/envoy.yaml")
+	policies := routeCORS(t, hcm)
+
+	protos := compileProtos(t, []string{"testdata/protos", "../../proto"}, acmeFiles)
+	resp := runRequest(newRequest(t, protos, acmeFiles, "format=json,allow_origin=https://app.example.com", false))
+	services := loadConfigServices(t, []byte(responseFiles(t, resp)[configJSONName]))
+	table, err := interceptor.NewTable(services...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The golden case's parameters (see goldenCases).
+	policy, err := interceptor.New(
+		interceptor.WithAllowedOrigins("https://app.example.com", "https://*.example.net"),
+		interceptor.WithCredentials(true),
+		interceptor.WithMaxAge(600e9),
+		interceptor.WithExposedHeaders("x-debug"),
+		interceptor.WithPrivateNetwork(true),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, svc := range table.Services() {
+		for _, proc := range svc.Procedures {
+			path := "/" + svc.Name + "/" + proc.Name
+			n++
+			route, ok := policies[path]
+			if !ok {
+				t.Errorf("no route for %s", path)
+				continue
+			}
+			ex := policy.Explain(table, "https://app.example.com", path, http.MethodPost, nil)
+			if ex.Allowed == proc.BrowserBarred {
+				t.Errorf("%s: interceptor allows=%v, but barred=%v", path, ex.Allowed, proc.BrowserBarred)
+			}
+			if proc.BrowserBarred {
+				if len(route.GetAllowOriginStringMatch()) != 0 {
+					t.Errorf("%s: barred, but Envoy allows origins", path)
+				}
+				continue
+			}
+			checks := []struct{ name, envoy, interceptor string }{
+				{"allow_methods", route.GetAllowMethods(), ex.PreflightHeader.Get("Access-Control-Allow-Methods")},
+				{"allow_headers", route.GetAllowHeaders(), ex.PreflightHeader.Get("Access-Control-Allow-Headers")},
+				{"expose_headers", route.GetExposeHeaders(), ex.ActualHeader.Get("Access-Control-Expose-Headers")},
+				{"max_age", route.GetMaxAge(), ex.PreflightHeader.Get("Access-Control-Max-Age")},
+			}
+			for _, c := range checks {
+				if c.envoy != c.interceptor || c.envoy == "" {
+					t.Errorf("%s: Envoy %s %q, interceptor %q", path, c.name, c.envoy, c.interceptor)
+				}
+			}
+			if !route.GetAllowCredentials().GetValue() || !route.GetAllowPrivateNetworkAccess().GetValue() {
+				t.Errorf("%s: credentials %v, private network %v", path, route.GetAllowCredentials(), route.GetAllowPrivateNetworkAccess())
+			}
+		}
+	}
+	if n != len(policies) {
+		t.Errorf("%d procedures, %d routes", n, len(policies))
+	}
+}
+
+// TestEnvoyOriginPatterns checks that the regular expression written for an
+// origin pattern (RE2, which Envoy's safe_regex uses and Go's regexp
+// implements) matches exactly the origins the interceptor allows.
+func TestEnvoyOriginPatterns(t *testing.T) {
+	t.Parallel()
+	patterns := []string{"https://*.example.com", "http://*.example.com:8080", "https://App.Example.COM:443"}
+	matchers, err := envoyOrigins(patterns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := interceptor.New(interceptor.WithAllowedOrigins(patterns...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := interceptor.MustNewTable(interceptor.Service{Name: "a.v1.S", Procedures: []interceptor.Procedure{{Name: "M"}}})
+	origins := []string{
+		"https://a.example.com", "https://a.b.example.com", "https://a-b.example.com", "https://example.com",
+		"https://evilexample.com", "https://a.example.com.evil.com", "http://a.example.com", "https://a.example.com:8443",
+		"https://.example.com", "https://a..example.com", "http://a.example.com:8080", "http://example.com:8080",
+		"https://app.example.com", "https://app.example.com:443", "https://a_b.example.com", "https://a.example.co",
+		"https://a.example.comx", "https://a%2e.example.com", "https://a/.example.com",
+	}
+	for _, origin := range origins {
+		want := policy.Explain(table, origin, "/a.v1.S/M", http.MethodPost, nil).Allowed
+		got := false
+		for _, m := range matchers {
+			switch {
+			case m.GetExact() != "":
+				got = got || m.GetExact() == origin
+			case m.GetSafeRegex() != nil:
+				got = got || regexp.MustCompile(m.GetSafeRegex().GetRegex()).MatchString(origin)
+			}
+		}
+		if got != want {
+			t.Errorf("origin %q: Envoy matchers allow=%v, interceptor allow=%v", origin, got, want)
+		}
+	}
+}
