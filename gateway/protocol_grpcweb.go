@@ -80,6 +80,15 @@ func (p grpcWeb) respond(c *call, resp *http.Response) *rpcStatus {
 		return st
 	}
 	copyResponseMetadata(h, resp.Header)
+	if c.codec != "json" {
+		// Compressed frames pass through; JSON ones are decompressed.
+		if v := resp.Header["Grpc-Encoding"]; len(v) > 0 {
+			h["Grpc-Encoding"] = v
+		}
+		if v := resp.Header["Grpc-Accept-Encoding"]; len(v) > 0 {
+			h["Grpc-Accept-Encoding"] = v
+		}
+	}
 	c.w.WriteHeader(http.StatusOK)
 	c.wrote = true
 	out := c.writer(p)

@@ -41,8 +41,10 @@
 //     on every response the policy governs, and preflight answers also vary
 //     on the request method and headers, so caches cannot mix answers.
 //   - Access-Control-Request-Headers is parsed in any case, order and
-//     spacing, without allocating per element, and refused past 64 names or
-//     4 KiB. "*" in [WithAllowedHeaders] never covers Authorization.
+//     spacing, over several header lines, without allocating per element; a
+//     preflight is refused past 64 names, 16 empty elements, 16 lines or
+//     4 KiB, so a hostile list costs no more than a short one.
+//     "*" in [WithAllowedHeaders] never covers Authorization.
 //   - A refused preflight gets 403 without any CORS header, and a debug log
 //     line naming the failed check. Procedures marked browser_barred are
 //     always refused.

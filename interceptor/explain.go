@@ -49,6 +49,17 @@ func (p *Policy) Explain(t *Table, origin, procedurePath, method string, request
 	h := quiet.Handler(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).(*handler)
 	rt := h.routes[procedurePath]
 
+	// Accept "a, b" entries as browsers list them, as well as one name per entry.
+	var names []string
+	for _, entry := range requestHeaders {
+		for _, n := range strings.Split(entry, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, n)
+			}
+		}
+	}
+	requestHeaders = names
+
 	var ex Explanation
 	add := func(name string, ok bool, format string, args ...any) {
 		ex.Checks = append(ex.Checks, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
@@ -88,17 +99,17 @@ func (p *Policy) Explain(t *Table, origin, procedurePath, method string, request
 		add("method", false, "%q is not allowed; allowed: %s", method, rt.acam[0])
 	}
 	for _, name := range requestHeaders {
-		check := "header " + strings.ToLower(strings.TrimSpace(name))
+		check := "header " + strings.ToLower(name)
 		switch {
 		case rt == nil:
 			add(check, false, "unknown procedure")
-		case validateHeaderName("header", strings.TrimSpace(name)) != nil:
+		case !validToken(name):
 			add(check, false, "%q is not a valid header name", name)
-		case rt.allowed.has(strings.TrimSpace(name)):
+		case rt.allowed.has(name):
 			add(check, true, "allowed")
-		case rt.anyHeader && !strings.EqualFold(strings.TrimSpace(name), "authorization"):
+		case rt.anyHeader && !strings.EqualFold(name, "authorization"):
 			add(check, true, "allowed by \"*\"")
-		case strings.EqualFold(strings.TrimSpace(name), "authorization"):
+		case strings.EqualFold(name, "authorization"):
 			add(check, false, "not allowed: authorization must be declared in the proto options or allowed by name, \"*\" never covers it")
 		default:
 			add(check, false, "not allowed: declare it in the proto options ((corsgate.v1.method).request_headers) or allow it with --allow-header")

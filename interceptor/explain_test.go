@@ -34,7 +34,7 @@ func TestExplain(t *testing.T) {
 			wantPreEmpty: true, wantActual: map[string]string{hACAO: "", hVary: "Origin"},
 		},
 		{
-			name: "method and header", origin: appOrigin, path: pathSet, method: "GET", headers: []string{"authorization", "content-type"},
+			name: "method and header", origin: appOrigin, path: pathSet, method: "GET", headers: []string{"authorization, content-type"},
 			wantFailed:   []string{"method", "header authorization"},
 			wantChecks:   []string{"origin", "procedure", "barred", "method", "header authorization", "header content-type"},
 			wantPreEmpty: true,

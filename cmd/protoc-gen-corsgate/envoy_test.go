@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -206,7 +207,7 @@ func TestEnvoyAgreesWithInterceptor(t *testing.T) {
 	policy, err := interceptor.New(
 		interceptor.WithAllowedOrigins("https://app.example.com", "https://*.example.net"),
 		interceptor.WithCredentials(true),
-		interceptor.WithMaxAge(600e9),
+		interceptor.WithMaxAge(600 * time.Second),
 		interceptor.WithExposedHeaders("x-debug"),
 		interceptor.WithPrivateNetwork(true),
 	)

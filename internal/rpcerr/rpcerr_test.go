@@ -133,6 +133,15 @@ func TestWire(t *testing.T) {
 			wantCType: "application/grpc-web+proto", wantGRPC: "7", wantMessage: "no %25 way",
 		},
 		{
+			name: "grpc", method: http.MethodPost, ctype: "application/grpc+proto", wantStatus: 200,
+			wantCType: "application/grpc+proto", wantGRPC: "7", wantMessage: "no %25 way",
+			check: func(t *testing.T, body []byte) {
+				if len(body) != 0 {
+					t.Errorf("body = %q, want empty (trailers-only)", body)
+				}
+			},
+		},
+		{
 			name: "connect unary", method: http.MethodPost, ctype: "application/proto", wantStatus: 403, wantCType: "application/json",
 			check: func(t *testing.T, body []byte) {
 				var got struct{ Code, Message string }
