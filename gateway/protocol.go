@@ -287,6 +287,21 @@ func copyResponseMetadata(dst, src http.Header) {
 	}
 }
 
+// isTrailerMetadata reports whether the canonical name k is application
+// metadata when read from trailers, or from the headers of a trailers-only
+// response: not the protocol's, not hop-by-hop, not CORS, and not the
+// headers HTTP servers add on their own (Date).
+func isTrailerMetadata(k string) bool {
+	if isReservedGRPCHeader(k) || strings.HasPrefix(k, "Access-Control-") {
+		return false
+	}
+	switch k {
+	case "Date", "Server", "Vary":
+		return false
+	}
+	return true
+}
+
 func containsString(list []string, s string) bool {
 	for _, e := range list {
 		if e == s {

@@ -249,7 +249,7 @@ func respondConnectUnary(c *call, resp *http.Response) *rpcStatus {
 // addTrailerHeaders adds unary Connect trailers as Trailer-<name> headers.
 func addTrailerHeaders(h, trailer http.Header) {
 	for k, v := range trailer {
-		if isReservedGRPCHeader(k) || strings.HasPrefix(k, "Access-Control-") {
+		if !isTrailerMetadata(k) {
 			continue
 		}
 		h["Trailer-"+k] = v
@@ -375,7 +375,7 @@ func writeEndStream(w io.Writer, st *rpcStatus, md http.Header) {
 	}
 	meta := map[string][]string{}
 	for k, v := range md {
-		if isReservedGRPCHeader(k) || strings.HasPrefix(k, "Access-Control-") {
+		if !isTrailerMetadata(k) {
 			continue
 		}
 		meta[k] = v

@@ -162,7 +162,7 @@ func (grpcWeb) writeTrailers(c *call, out io.Writer, md http.Header, st *rpcStat
 	buf.Write([]byte{flagTrailers, 0, 0, 0, 0})
 	if md != nil {
 		for k, vs := range md {
-			if (isReservedGRPCHeader(k) && !isStatusHeader(k)) || strings.HasPrefix(k, "Access-Control-") {
+			if !isStatusHeader(k) && !isTrailerMetadata(k) {
 				continue
 			}
 			name := lowerHeaderName(k)

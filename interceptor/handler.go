@@ -34,10 +34,13 @@ type handler struct {
 // dropped; actual requests to other paths pass to next untouched, unless the
 // policy is strict and the request is cross-origin, in which case they are
 // refused with PERMISSION_DENIED like disallowed origins. The handler is safe
-// for concurrent use.
+// for concurrent use. A nil t holds no procedure; a nil next answers 404.
 func (p *Policy) Handler(t *Table, next http.Handler) http.Handler {
 	if t == nil {
 		t = &Table{}
+	}
+	if next == nil {
+		next = http.NotFoundHandler()
 	}
 	h := &handler{p: p, t: t, routes: make(map[string]*route, len(t.procs)), next: next}
 	for _, path := range t.order {

@@ -30,6 +30,7 @@ buf=$root/node_modules/.bin/buf
 step "generated code is fresh"
 "$buf" lint
 "$buf" generate
+"$buf" generate --template buf.gen.config.yaml
 bash example/web/build.sh
 bash scripts/check-fresh.sh
 
@@ -39,6 +40,10 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+if ! command -v staticcheck >/dev/null 2>&1; then
+  go install honnef.co/go/tools/cmd/staticcheck@2026.2.2
+fi
+staticcheck ./...
 
 step "go test"
 go test -count=1 ./...

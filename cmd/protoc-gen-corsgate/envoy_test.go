@@ -207,7 +207,7 @@ func TestEnvoyAgreesWithInterceptor(t *testing.T) {
 	policy, err := interceptor.New(
 		interceptor.WithAllowedOrigins("https://app.example.com", "https://*.example.net"),
 		interceptor.WithCredentials(true),
-		interceptor.WithMaxAge(600 * time.Second),
+		interceptor.WithMaxAge(600*time.Second),
 		interceptor.WithExposedHeaders("x-debug"),
 		interceptor.WithPrivateNetwork(true),
 	)

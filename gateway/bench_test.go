@@ -1,0 +1,142 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"testing"
+
+	"connectrpc.com/connect"
+	"github.com/improbable-eng/grpc-web/go/grpcweb"
+
+	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
+	"github.com/corsgate/corsgate/gen/greet/v1/greetv1connect"
+)
+
+// The benchmarks run client, gateway and grpc-go backend in one process, so
+// ns/op covers all three; they compare designs, not absolute speeds (see
+// internal/bench for the process-level comparison with grpcwebproxy).
+//
+// "improbable" is the starting design of the issue: grpcweb.WrapHandler
+// around an httputil.ReverseProxy over h2c, hardened as REFERENCE.md says.
+
+func improbableProxy(tb testing.TB, backend string) string {
+	tb.Helper()
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p, DisableCompression: true, TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
+	tb.Cleanup(tr.CloseIdleConnections)
+	target := &url.URL{Scheme: "http", Host: backend}
+	rp := &httputil.ReverseProxy{
+		Transport:     tr,
+		FlushInterval: -1,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Header.Set("Te", "trailers")
+		},
+		ModifyResponse: func(res *http.Response) error {
+			if res.ContentLength == 0 {
+				res.Header.Del("Content-Length")
+			}
+			return nil
+		},
+	}
+	wrapped := grpcweb.WrapHandler(rp,
+		grpcweb.WithOriginFunc(func(string) bool { return true }),
+		grpcweb.WithCorsForRegisteredEndpointsOnly(false))
+	return serveHandler(tb, wrapped)
+}
+
+func benchClient(tb testing.TB, url string, h2 bool, opts ...connect.ClientOption) greetv1connect.GreetServiceClient {
+	tb.Helper()
+	var p http.Protocols
+	if h2 {
+		p.SetUnencryptedHTTP2(true)
+	} else {
+		p.SetHTTP1(true)
+	}
+	tr := &http.Transport{Protocols: &p, MaxIdleConnsPerHost: 256, DialContext: (&net.Dialer{}).DialContext}
+	tb.Cleanup(tr.CloseIdleConnections)
+	return greetv1connect.NewGreetServiceClient(&http.Client{Transport: tr}, url, opts...)
+}
+
+func BenchmarkUnary(b *testing.B) {
+	backend := startBackend(b, nil)
+	g, gw := startGateway(b, backend)
+	waitReady(b, g)
+	peer := improbableProxy(b, backend)
+	name := strings.Repeat("n", 1024)
+	cases := []struct {
+		name string
+		url  string
+		h2   bool
+		opts []connect.ClientOption
+	}{
+		{name: "corsgate/grpcweb/h1", url: gw, opts: []connect.ClientOption{connect.WithGRPCWeb()}},
+		{name: "improbable/grpcweb/h1", url: peer, opts: []connect.ClientOption{connect.WithGRPCWeb()}},
+		{name: "corsgate/connect/h1", url: gw},
+		{name: "corsgate/grpcweb/h2c", url: gw, h2: true, opts: []connect.ClientOption{connect.WithGRPCWeb()}},
+		{name: "corsgate/grpc/h2c", url: gw, h2: true, opts: []connect.ClientOption{connect.WithGRPC()}},
+		{name: "native/grpc/h2c", url: "http://" + backend, h2: true, opts: []connect.ClientOption{connect.WithGRPC()}},
+	}
+	for _, bc := range cases {
+		b.Run(bc.name, func(b *testing.B) {
+			client := benchClient(b, bc.url, bc.h2, bc.opts...)
+			msg := &greetv1.GreetRequest{Name: name}
+			b.SetParallelism(8)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := client.Greet(context.Background(), connect.NewRequest(msg)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkServerStream(b *testing.B) {
+	backend := startBackend(b, nil)
+	g, gw := startGateway(b, backend)
+	waitReady(b, g)
+	peer := improbableProxy(b, backend)
+	cases := []struct {
+		name string
+		url  string
+		h2   bool
+		opts []connect.ClientOption
+	}{
+		{name: "corsgate/grpcweb/h1", url: gw, opts: []connect.ClientOption{connect.WithGRPCWeb()}},
+		{name: "improbable/grpcweb/h1", url: peer, opts: []connect.ClientOption{connect.WithGRPCWeb()}},
+		{name: "corsgate/connect/h1", url: gw},
+		{name: "native/grpc/h2c", url: "http://" + backend, h2: true, opts: []connect.ClientOption{connect.WithGRPC()}},
+	}
+	for _, bc := range cases {
+		b.Run(bc.name, func(b *testing.B) {
+			client := benchClient(b, bc.url, bc.h2, bc.opts...)
+			b.ReportAllocs()
+			b.ResetTimer()
+			// One stream of b.N messages: ns/op is per message.
+			n := max(b.N, 1)
+			stream, err := client.GreetStream(context.Background(), connect.NewRequest(&greetv1.GreetStreamRequest{Name: "s", Count: int32(min(n, 100000))}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			got := 0
+			for stream.Receive() {
+				got++
+			}
+			if err := stream.Err(); err != nil {
+				b.Fatal(err)
+			}
+			_ = stream.Close()
+		})
+	}
+}
