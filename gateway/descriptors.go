@@ -11,7 +11,6 @@ import (
 	"connectrpc.com/grpcreflect"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 )
@@ -179,15 +178,3 @@ func (g *Gateway) kickRefresh() {
 
 // errNoDescriptors is what calls get before the first descriptors arrive.
 var errNoDescriptors = errors.New("no descriptors from the backend yet")
-
-// serviceNames lists the services of files, for logs and health.
-func serviceNames(files *protoregistry.Files) []protoreflect.FullName {
-	var out []protoreflect.FullName
-	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-		for i := range fd.Services().Len() {
-			out = append(out, fd.Services().Get(i).FullName())
-		}
-		return true
-	})
-	return out
-}

@@ -98,17 +98,68 @@ func (s *frameScanner) atBoundary() bool { return s.hdrN == 0 && s.remaining == 
 
 // scanningReader passes r through, checking frames with a frameScanner. The
 // first error of the scanner is sticky and also kept in err, so that the
-// gateway can tell a refused request from a failed backend.
+// gateway can tell a refused request from a failed backend. With whole set,
+// it reads frame by frame instead, to check decompressed sizes.
 type scanningReader struct {
 	r       io.Reader
 	scanner frameScanner
+	whole   *wholeFrames
 	mu      sync.Mutex
 	err     *rpcStatus
+}
+
+// wholeFrames is the frame-by-frame mode of scanningReader.
+type wholeFrames struct {
+	fr      frameReader
+	max     int
+	payload bytes.Buffer
+	out     []byte
+	pending []byte
+}
+
+func (s *scanningReader) fail(st *rpcStatus) error {
+	s.mu.Lock()
+	s.err = st
+	s.mu.Unlock()
+	return st
+}
+
+func (s *scanningReader) readWhole(p []byte) (int, error) {
+	w := s.whole
+	for len(w.pending) == 0 {
+		flags, err := w.fr.next(&w.payload)
+		if errors.Is(err, io.EOF) {
+			return 0, io.EOF
+		}
+		var st *rpcStatus
+		switch {
+		case errors.As(err, &st):
+			return 0, s.fail(st)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return 0, s.fail(errorf(connect.CodeInvalidArgument, "request body ends inside a message"))
+		case err != nil:
+			return 0, err
+		}
+		if flags&flagCompressed != 0 {
+			if st := checkGzipSize(w.payload.Bytes(), w.max); st != nil {
+				return 0, s.fail(st)
+			}
+		}
+		w.out = appendFrameHeader(w.out[:0], flags, w.payload.Len())
+		w.out = append(w.out, w.payload.Bytes()...)
+		w.pending = w.out
+	}
+	n := copy(p, w.pending)
+	w.pending = w.pending[n:]
+	return n, nil
 }
 
 func (s *scanningReader) Read(p []byte) (int, error) {
 	if st := s.status(); st != nil {
 		return 0, st
+	}
+	if s.whole != nil {
+		return s.readWhole(p)
 	}
 	n, err := s.r.Read(p)
 	if n > 0 {
@@ -171,32 +222,4 @@ func (f *frameReader) next(buf *bytes.Buffer) (flags byte, err error) {
 // appendFrameHeader appends a frame header for a payload of size bytes.
 func appendFrameHeader(dst []byte, flags byte, size int) []byte {
 	return append(dst, flags, byte(size>>24), byte(size>>16), byte(size>>8), byte(size))
-}
-
-// framedReader presents one payload as one frame without copying it.
-type framedReader struct {
-	hdr     [headerLen]byte
-	hdrDone int
-	payload []byte
-}
-
-func newFramedReader(flags byte, payload []byte) *framedReader {
-	f := &framedReader{payload: payload}
-	appendFrameHeader(f.hdr[:0], flags, len(payload))
-	return f
-}
-
-func (f *framedReader) Read(p []byte) (int, error) {
-	n := 0
-	if f.hdrDone < headerLen {
-		n = copy(p, f.hdr[f.hdrDone:])
-		f.hdrDone += n
-	}
-	m := copy(p[n:], f.payload)
-	f.payload = f.payload[m:]
-	n += m
-	if f.hdrDone == headerLen && len(f.payload) == 0 {
-		return n, io.EOF
-	}
-	return n, nil
 }

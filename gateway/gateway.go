@@ -56,6 +56,12 @@ import (
 // gRPC's default receive limit.
 const DefaultMaxMessageSize = 4 << 20
 
+// maxBufferedResponse bounds a response message that the gateway must hold
+// whole (Connect unary, JSON transcoding) when MaxMessageSize is smaller:
+// responses come from the trusted backend, and MaxMessageSize is about what
+// clients send.
+const maxBufferedResponse = 64 << 20
+
 // DefaultReflectionInterval is the default of [Config.ReflectionInterval].
 const DefaultReflectionInterval = time.Minute
 
@@ -85,9 +91,13 @@ type Config struct {
 	// descriptors (the `services:` list of the YAML config). Routing still
 	// follows the descriptors.
 	Services []interceptor.Service
-	// MaxMessageSize bounds every message, in either direction, in bytes as
-	// sent on the wire; a larger one fails the call with RESOURCE_EXHAUSTED.
-	// The default (zero) is [DefaultMaxMessageSize]; negative is refused.
+	// MaxMessageSize bounds every message a client sends, in bytes as sent
+	// on the wire; a larger one fails the call with RESOURCE_EXHAUSTED, as
+	// gRPC servers do. Response messages pass through unbounded, except
+	// where the gateway must hold one whole (Connect unary responses, JSON
+	// transcoding): there the bound is the larger of MaxMessageSize and
+	// 64 MiB. The default (zero) is [DefaultMaxMessageSize]; negative is
+	// refused.
 	MaxMessageSize int
 	// Logger receives the gateway's logs. Nil means slog.Default().
 	Logger *slog.Logger
@@ -103,6 +113,7 @@ type Gateway struct {
 	policy    *interceptor.Policy
 	services  []interceptor.Service
 	maxMsg    int
+	maxResp   int // bound of a response message the gateway must hold whole
 	interval  time.Duration
 	reflect   bool
 	scheme    string
@@ -196,6 +207,7 @@ func New(cfg Config) (*Gateway, error) {
 	if g.maxMsg == 0 {
 		g.maxMsg = DefaultMaxMessageSize
 	}
+	g.maxResp = max(g.maxMsg, maxBufferedResponse)
 	if g.interval == 0 {
 		g.interval = DefaultReflectionInterval
 	}

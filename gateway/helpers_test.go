@@ -36,16 +36,6 @@ func (r *recorder) record(c greetsvc.Call) {
 	r.calls = append(r.calls, c)
 }
 
-func (r *recorder) last(tb testing.TB) greetsvc.Call {
-	tb.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.calls) == 0 {
-		tb.Fatal("the backend saw no call")
-	}
-	return r.calls[len(r.calls)-1]
-}
-
 // startBackend serves greetd (grpc-go, reflection, health) on a loopback
 // port and returns its address.
 func startBackend(tb testing.TB, rec *recorder, opts ...grpc.ServerOption) string {

@@ -57,6 +57,7 @@ type call struct {
 	body requestBody
 	// wrote reports that response headers went to the client.
 	wrote bool
+	start time.Time
 }
 
 // okStatus is the status of a successful call.
@@ -84,7 +85,15 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.route = rt
+	c.start = start
 	c.finish(start, rt, c.run())
+}
+
+// abort breaks the client's response after part of a message went out, when
+// no final status can be written any more: the client sees a broken stream.
+func (c *call) abort(st *rpcStatus) {
+	c.route.metrics.observe(c.proto.name(), st.code, time.Since(c.start))
+	panic(http.ErrAbortHandler)
 }
 
 // run carries out the call and returns its final status. A status returned

@@ -149,6 +149,11 @@ func (c *call) unaryMessage(out *http.Request, data []byte, encoding string) *rp
 	}
 	var flags byte
 	if encoding != "" {
+		if encoding == "gzip" {
+			if st := checkGzipSize(data[headerLen:], c.g.maxMsg); st != nil {
+				return st
+			}
+		}
 		flags = flagCompressed
 		out.Header["Grpc-Encoding"] = []string{encoding}
 	}
@@ -187,7 +192,7 @@ func respondConnectUnary(c *call, resp *http.Response) *rpcStatus {
 	}
 	buf := getBytesBuf()
 	defer putBytesBuf(buf)
-	fr := frameReader{r: resp.Body, max: c.g.maxMsg}
+	fr := frameReader{r: resp.Body, max: c.g.maxResp}
 	flags, err := fr.next(buf)
 	gotMessage := err == nil
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -215,7 +220,7 @@ func respondConnectUnary(c *call, resp *http.Response) *rpcStatus {
 	if c.codec == "json" {
 		if flags&flagCompressed != 0 {
 			var st *rpcStatus
-			if payload, st = decompress(resp.Header.Get("Grpc-Encoding"), payload, c.g.maxMsg); st != nil {
+			if payload, st = decompress(resp.Header.Get("Grpc-Encoding"), payload, c.g.maxResp); st != nil {
 				return st
 			}
 		}
@@ -297,7 +302,7 @@ func (connectStream) prepare(c *call, out *http.Request) *rpcStatus {
 	if ae := c.r.Header["Connect-Accept-Encoding"]; len(ae) > 0 {
 		out.Header["Grpc-Accept-Encoding"] = ae
 	}
-	return c.framedRequest(out, c.r.Body)
+	return c.framedRequest(out, c.r.Body, enc)
 }
 
 func (p connectStream) respond(c *call, resp *http.Response) *rpcStatus {
@@ -328,7 +333,7 @@ func (p connectStream) respond(c *call, resp *http.Response) *rpcStatus {
 	if err != nil {
 		st := c.failure(err)
 		if !boundary {
-			panic(http.ErrAbortHandler)
+			c.abort(st)
 		}
 		writeEndStream(c.w, st, nil)
 		return st

@@ -28,7 +28,7 @@ func (grpcPass) prepare(c *call, out *http.Request) *rpcStatus {
 	if v := h["Grpc-Accept-Encoding"]; len(v) > 0 {
 		out.Header["Grpc-Accept-Encoding"] = v
 	}
-	return c.framedRequest(out, c.r.Body)
+	return c.framedRequest(out, c.r.Body, h.Get("Grpc-Encoding"))
 }
 
 func (grpcPass) respond(c *call, resp *http.Response) *rpcStatus {
@@ -56,7 +56,7 @@ func (grpcPass) respond(c *call, resp *http.Response) *rpcStatus {
 	if err != nil {
 		st := c.failure(err)
 		if !boundary {
-			panic(http.ErrAbortHandler)
+			c.abort(st)
 		}
 		setStatusTrailers(h, st)
 		return st

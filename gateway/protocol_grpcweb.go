@@ -63,7 +63,7 @@ func (p grpcWeb) prepare(c *call, out *http.Request) *rpcStatus {
 	if v := c.r.Header["Grpc-Accept-Encoding"]; len(v) > 0 {
 		out.Header["Grpc-Accept-Encoding"] = v
 	}
-	return c.framedRequest(out, body)
+	return c.framedRequest(out, body, c.r.Header.Get("Grpc-Encoding"))
 }
 
 func (p grpcWeb) respond(c *call, resp *http.Response) *rpcStatus {
@@ -98,7 +98,7 @@ func (p grpcWeb) respond(c *call, resp *http.Response) *rpcStatus {
 		if !boundary {
 			// Part of a message went out: the client cannot parse a trailer
 			// frame now, so break the response instead.
-			panic(http.ErrAbortHandler)
+			c.abort(st)
 		}
 		p.writeTrailers(c, out, nil, st)
 		return st
@@ -304,4 +304,3 @@ func (b *base64Reader) decode() error {
 	b.in = append(b.in[:0], b.in[full:]...)
 	return nil
 }
-

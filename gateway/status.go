@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -68,15 +69,21 @@ func isReservedGRPCHeader(k string) bool {
 	return false
 }
 
+// deadlineSlack is how close to its deadline a call that fails counts as
+// having run out of time: the backend enforces the same deadline, and its
+// reset of the stream may arrive a moment before the gateway's own timer.
+const deadlineSlack = 20 * time.Millisecond
+
 // statusFromError maps an error of the backend round trip or of copying a
-// body to a status. tooLarge is the request body's own verdict, checked
-// first.
+// body to a status.
 func statusFromError(ctx context.Context, err error) *rpcStatus {
 	var st *rpcStatus
+	deadline, hasDeadline := ctx.Deadline()
 	switch {
 	case errors.As(err, &st):
 		return st
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded),
+		hasDeadline && time.Until(deadline) < deadlineSlack:
 		return errorf(connect.CodeDeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
 		return errorf(connect.CodeCanceled, "request canceled")

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net/http"
@@ -22,8 +23,12 @@ type requestBody interface {
 // untouched. A call whose client sends one message is read whole first: the
 // backend then gets a Content-Length, and a request that never reached a
 // restarted backend can be retried by the transport. Streams flow through
-// as they arrive, their frames checked against the size limit.
-func (c *call) framedRequest(out *http.Request, body io.Reader) *rpcStatus {
+// as they arrive, their frames checked against the size limit. When the
+// client compresses its messages with gzip (encoding), each compressed
+// message is held until its decompressed size is checked too, as gRPC
+// servers check it.
+func (c *call) framedRequest(out *http.Request, body io.Reader, encoding string) *rpcStatus {
+	checkGzip := encoding == "gzip"
 	if c.route.streamType&connect.StreamTypeClient == 0 {
 		data, st := c.readBody(body, 0, c.g.maxMsg+headerLen)
 		if st != nil {
@@ -36,15 +41,41 @@ func (c *call) framedRequest(out *http.Request, body io.Reader) *rpcStatus {
 		if !sc.atBoundary() {
 			return errorf(connect.CodeInvalidArgument, "request body ends inside a message")
 		}
+		if checkGzip {
+			for rest := data; len(rest) >= headerLen; {
+				size := int(binary.BigEndian.Uint32(rest[1:headerLen]))
+				if rest[0]&flagCompressed != 0 {
+					if st := checkGzipSize(rest[headerLen:headerLen+size], c.g.maxMsg); st != nil {
+						return st
+					}
+				}
+				rest = rest[headerLen+size:]
+			}
+		}
 		setBodyBytes(out, data)
 		return nil
 	}
 	sr := &scanningReader{r: body, scanner: frameScanner{max: c.g.maxMsg}}
+	if checkGzip {
+		sr.whole = &wholeFrames{fr: frameReader{r: body, max: c.g.maxMsg}, max: c.g.maxMsg}
+	}
 	c.body = sr
-	out.Body = io.NopCloser(sr)
+	out.Body = clientBody{sr, c.r.Body}
 	out.ContentLength = -1
 	return nil
 }
+
+// clientBody is the body of a streaming backend request. Closing it closes
+// the client's request body: when the backend ends the call while the
+// client still has its request stream open (a bidi error), the transport
+// closes the request body, and the read it is blocked in must end, or
+// closing the response would wait for it forever.
+type clientBody struct {
+	io.Reader
+	client io.Closer
+}
+
+func (b clientBody) Close() error { return b.client.Close() }
 
 // readBody reads the whole client body after prefix zero bytes, refusing
 // more than limit bytes of body with RESOURCE_EXHAUSTED.
@@ -96,7 +127,7 @@ func (c *call) transcodedRequest(out *http.Request, body io.Reader, encoding str
 		return nil
 	}
 	c.body = tr
-	out.Body = io.NopCloser(tr)
+	out.Body = clientBody{tr, c.r.Body}
 	out.ContentLength = -1
 	return nil
 }
@@ -162,7 +193,7 @@ func (c *call) pump(dst io.Writer, resp *http.Response) (boundary bool, err erro
 	bp := getCopyBuf()
 	defer putCopyBuf(bp)
 	buf := *bp
-	sc := frameScanner{max: c.g.maxMsg}
+	var sc frameScanner // no bound: the backend's messages pass through
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
@@ -191,7 +222,7 @@ func (c *call) pump(dst io.Writer, resp *http.Response) (boundary bool, err erro
 }
 
 func (c *call) pumpJSON(dst io.Writer, resp *http.Response, stream bool) (bool, error) {
-	fr := frameReader{r: resp.Body, max: c.g.maxMsg}
+	fr := frameReader{r: resp.Body, max: c.g.maxResp}
 	in := getBytesBuf()
 	defer putBytesBuf(in)
 	out := getBytesBuf()
@@ -208,7 +239,7 @@ func (c *call) pumpJSON(dst io.Writer, resp *http.Response, stream bool) (bool, 
 		payload := in.Bytes()
 		if flags&flagCompressed != 0 {
 			var st *rpcStatus
-			if payload, st = decompress(encoding, payload, c.g.maxMsg); st != nil {
+			if payload, st = decompress(encoding, payload, c.g.maxResp); st != nil {
 				return true, st
 			}
 		}

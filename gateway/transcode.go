@@ -84,3 +84,27 @@ func decompress(encoding string, data []byte, limit int) ([]byte, *rpcStatus) {
 	}
 	return out, nil
 }
+
+// checkGzipSize refuses a gzip-compressed message that decompresses to more
+// than limit bytes, without keeping the decompressed bytes. A message that is
+// not valid gzip passes: the backend judges it.
+func checkGzipSize(data []byte, limit int) *rpcStatus {
+	var zr *gzip.Reader
+	if v := gzipReaders.Get(); v != nil {
+		zr = v.(*gzip.Reader) //nolint:errcheck // the pool holds only *gzip.Reader
+		if err := zr.Reset(bytes.NewReader(data)); err != nil {
+			return nil
+		}
+	} else {
+		var err error
+		if zr, err = gzip.NewReader(bytes.NewReader(data)); err != nil {
+			return nil
+		}
+	}
+	defer gzipReaders.Put(zr)
+	n, _ := io.Copy(io.Discard, io.LimitReader(zr, int64(limit)+1))
+	if n > int64(limit) {
+		return errorf(connect.CodeResourceExhausted, "decompressed message is larger than the limit of "+strconv.Itoa(limit)+" bytes")
+	}
+	return nil
+}

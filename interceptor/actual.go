@@ -21,7 +21,7 @@ var strictMessages = func() [len(reasonNames)]string {
 // actual handles every request that is not a preflight.
 func (h *handler) actual(w http.ResponseWriter, r *http.Request) {
 	origin, hasOrigin := r.Header[hOrigin]
-	rt := h.routes[r.URL.Path]
+	rt := h.route(r.URL.Path)
 	if rt == nil && (!h.p.strict || !hasOrigin) {
 		// Not ours: pass untouched, as documented on Policy.Handler.
 		if hasOrigin && h.p.observer != nil && !(len(origin) == 1 && sameOrigin(origin[0], r.TLS != nil, r.Host)) {
@@ -31,11 +31,12 @@ func (h *handler) actual(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hdr := w.Header()
-	setVary(hdr, valueVaryOrigin)
+	fresh := len(hdr) == 0
+	vary := setVary(hdr, valueVaryOrigin)
 	if !hasOrigin {
 		// Same-origin or not from a browser: no CORS headers, but the
 		// handler's own are still dropped.
-		h.serve(w, r, nil, rt)
+		h.serve(w, r, fresh, vary, nil, nil, nil)
 		return
 	}
 	acao := h.checkOrigin(origin)
@@ -50,16 +51,18 @@ func (h *handler) actual(w http.ResponseWriter, r *http.Request) {
 	case !rt.methods.has(r.Method):
 		reason = ReasonMethod
 	}
-	same := len(origin) == 1 && sameOrigin(origin[0], r.TLS != nil, r.Host)
-	if !same {
-		procedure := ""
-		if rt != nil {
-			procedure = rt.path
+	// Whether the call is same-origin matters only to the observer and to
+	// strict refusals; skip the comparison when neither is in play.
+	if h.p.observer != nil || (h.p.strict && reason != ReasonOK) {
+		same := len(origin) == 1 && sameOrigin(origin[0], r.TLS != nil, r.Host)
+		if !same {
+			procedure := ""
+			if rt != nil {
+				procedure = rt.path
+			}
+			h.p.observe(Verdict{Allowed: reason == ReasonOK, Reason: reason, Procedure: procedure})
 		}
-		h.p.observe(Verdict{Allowed: reason == ReasonOK, Reason: reason, Procedure: procedure})
-	}
-	if reason != ReasonOK {
-		if h.p.strict && !same {
+		if reason != ReasonOK && h.p.strict && !same {
 			o := ""
 			if len(origin) > 0 {
 				o = origin[0]
@@ -68,28 +71,29 @@ func (h *handler) actual(w http.ResponseWriter, r *http.Request) {
 			rpcerr.Write(w, r, connect.CodePermissionDenied, strictMessages[reason])
 			return
 		}
-		h.serve(w, r, nil, rt)
+	}
+	if reason != ReasonOK {
+		h.serve(w, r, fresh, vary, nil, nil, nil)
 		return
 	}
 	hdr[hACAO] = acao
+	var acac []string
 	if h.p.credentials {
-		hdr[hACAC] = valueTrue
+		acac = valueTrue
+		hdr[hACAC] = acac
 	}
 	hdr[hACEH] = rt.aceh
-	h.serve(w, r, acao, rt)
+	h.serve(w, r, fresh, vary, acao, acac, rt.aceh)
 }
 
 // serve runs next with a writer that keeps the policy's CORS headers (acao
-// nil: none) whatever next sets.
-func (h *handler) serve(w http.ResponseWriter, r *http.Request, acao []string, rt *route) {
+// nil: none) whatever next sets. fresh says that the header map held
+// nothing before the policy set vary (the Vary value it stored) and the
+// others, which lets the writer check cheaply that next changed nothing.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, fresh bool, vary, acao, acac, aceh []string) {
 	cw := getWriter(w)
-	cw.acao = acao
-	if acao != nil {
-		if h.p.credentials {
-			cw.acac = valueTrue
-		}
-		cw.aceh = rt.aceh
-	}
+	cw.vary, cw.acao, cw.acac, cw.aceh = vary, acao, acac, aceh
+	cw.fresh = fresh
 	h.next.ServeHTTP(cw, r)
 	if !cw.wroteHeader {
 		cw.fix()

@@ -11,8 +11,8 @@ type route struct {
 	path      string
 	barred    bool
 	methods   methodSet
-	allowed   *headerSet // lowercase request headers: protocol + declared + configured
-	anyHeader bool       // "*" configured: any token except authorization
+	allowed   headerSet // lowercase request headers: protocol + declared + configured
+	anyHeader bool      // "*" configured: any token except authorization
 	acam      []string
 	acah      []string
 	aceh      []string
@@ -23,7 +23,11 @@ type handler struct {
 	p      *Policy
 	t      *Table
 	routes map[string]*route
-	next   http.Handler
+	// routeIdx indexes the paths of routes for the hot path; routeList[i]
+	// is the route of the path at position i.
+	routeIdx  strIndex
+	routeList []*route
+	next      http.Handler
 }
 
 // Handler returns the CORS middleware for the procedures in t, in front of
@@ -44,9 +48,20 @@ func (p *Policy) Handler(t *Table, next http.Handler) http.Handler {
 	}
 	h := &handler{p: p, t: t, routes: make(map[string]*route, len(t.procs)), next: next}
 	for _, path := range t.order {
-		h.routes[path] = p.compile(t.procs[path])
+		rt := p.compile(t.procs[path])
+		h.routes[path] = rt
+		h.routeList = append(h.routeList, rt)
 	}
+	h.routeIdx = newStrIndex(t.order, false)
 	return h
+}
+
+// route returns the route of a request path, or nil.
+func (h *handler) route(path string) *route {
+	if i := h.routeIdx.find(path); i >= 0 {
+		return h.routeList[i]
+	}
+	return nil
 }
 
 // compile merges a table procedure with the policy's lists.
@@ -61,7 +76,7 @@ func (p *Policy) compile(tp *tableProc) *route {
 		path:      tp.path,
 		barred:    tp.barred,
 		methods:   tp.methods,
-		allowed:   newHeaderSet(req),
+		allowed:   *newHeaderSet(req),
 		anyHeader: p.anyHeader,
 		acam:      []string{tp.methods.String()},
 		acah:      []string{strings.Join(req, ", ")},
@@ -106,7 +121,33 @@ func (h *handler) checkOrigin(origin []string) []string {
 // checkHeaders reports whether every name in the ACRH lines is allowed for
 // rt, and the offending name when not.
 func (rt *route) checkHeaders(lines []string) (bad string, ok bool) {
-	s := newHeaderScanner(lines)
+	var s headerScanner
+	s.reset(lines)
+	if s.over {
+		return "(more than the parser's bounds)", false
+	}
+	// Fast path for the line browsers send: one line of names, each allowed
+	// and without spaces. It walks the line once, with the scanner's
+	// element rules; anything else goes through the scanner.
+	if len(lines) == 1 {
+		l, names := lines[0], 0
+		for l != "" && names < maxRequestHeaderNames {
+			i := indexComma(l)
+			name := l[:i]
+			if name == "" || name[0] == ' ' || name[0] == '\t' || name[len(name)-1] == ' ' ||
+				name[len(name)-1] == '\t' || !rt.allowed.has(name) {
+				break
+			}
+			names++
+			if i == len(l) {
+				return "", true
+			}
+			l = l[i+1:]
+		}
+		if l == "" {
+			return "", true // a trailing comma ends the list
+		}
+	}
 	for {
 		name, ok := s.next()
 		if !ok {
@@ -130,21 +171,23 @@ func (rt *route) checkHeaders(lines []string) (bad string, ok bool) {
 }
 
 // setVary sets or extends Vary with value, allocating only when another
-// Vary is already present.
-func setVary(hdr http.Header, value []string) {
+// Vary is already present. It returns the slice it left in hdr.
+func setVary(hdr http.Header, value []string) []string {
 	if len(hdr) == 0 {
 		hdr[hVary] = value // nothing to keep; skips a lookup
-		return
+		return value
 	}
 	old, ok := hdr[hVary]
 	if !ok {
 		hdr[hVary] = value
-		return
+		return value
 	}
 	for _, v := range old {
 		if v == value[0] {
-			return
+			return old
 		}
 	}
-	hdr[hVary] = append(old[:len(old):len(old)], value[0])
+	v := append(old[:len(old):len(old)], value[0])
+	hdr[hVary] = v
+	return v
 }

@@ -2,6 +2,7 @@ package interceptor
 
 import (
 	"fmt"
+	"math/bits"
 	"net/http"
 	"slices"
 	"strings"
@@ -122,9 +123,8 @@ next:
 // callers compare them with known names first and call validToken only for
 // the others, which keeps the common case to one pass over the bytes.
 type headerScanner struct {
-	lines []string
-	line  int
-	pos   int
+	lines []string // the lines after the current one
+	rest  string   // what is left of the current line
 	count int
 	empty int
 	over  bool // a bound was exceeded
@@ -134,19 +134,24 @@ type headerScanner struct {
 // lines and total bytes. It returns a scanner whose over is set if they are
 // exceeded.
 func newHeaderScanner(lines []string) headerScanner {
-	s := headerScanner{lines: lines}
+	var s headerScanner
+	s.reset(lines)
+	return s
+}
+
+// reset makes s a scanner of lines, as [newHeaderScanner] does, in place:
+// hot paths use it to skip copying the struct.
+func (s *headerScanner) reset(lines []string) {
+	*s = headerScanner{}
 	if len(lines) > maxRequestHeaderLines {
 		s.over = true
-		return s
+		return
 	}
 	total := 0
 	for _, l := range lines {
 		total += len(l)
 	}
-	if total > maxRequestHeaderBytes {
-		s.over = true
-	}
-	return s
+	s.lines, s.over = lines, total > maxRequestHeaderBytes
 }
 
 // next returns the next element, or ok false at the end or when a bound
@@ -155,82 +160,110 @@ func (s *headerScanner) next() (name string, ok bool) {
 	if s.over {
 		return "", false
 	}
-	for s.line < len(s.lines) {
-		l := s.lines[s.line]
-		for s.pos < len(l) {
-			start := s.pos
-			end := strings.IndexByte(l[start:], ',')
-			if end < 0 {
-				end = len(l)
-			} else {
-				end += start
-			}
-			s.pos = end + 1
-			// Trim optional whitespace.
-			for start < end && (l[start] == ' ' || l[start] == '\t') {
-				start++
-			}
-			for end > start && (l[end-1] == ' ' || l[end-1] == '\t') {
-				end--
-			}
-			if start == end {
-				s.empty++
-				if s.empty > maxEmptyElements {
-					s.over = true
-					return "", false
-				}
-				continue
-			}
-			s.count++
-			if s.count > maxRequestHeaderNames {
+	rest := s.rest
+	for {
+		// Bare commas are the empty elements of hostile lists: count them
+		// without the general path.
+		for rest != "" && rest[0] == ',' {
+			s.empty++
+			if s.empty > maxEmptyElements {
 				s.over = true
 				return "", false
 			}
-			return l[start:end], true
+			rest = rest[1:]
 		}
-		s.line++
-		s.pos = 0
+		for rest == "" {
+			if len(s.lines) == 0 {
+				s.rest = ""
+				return "", false
+			}
+			rest, s.lines = s.lines[0], s.lines[1:]
+		}
+		i := indexComma(rest)
+		elem := rest[:i]
+		if i < len(rest) {
+			rest = rest[i+1:]
+		} else {
+			rest = ""
+		}
+		// Trim optional whitespace.
+		for elem != "" && (elem[0] == ' ' || elem[0] == '\t') {
+			elem = elem[1:]
+		}
+		for elem != "" && (elem[len(elem)-1] == ' ' || elem[len(elem)-1] == '\t') {
+			elem = elem[:len(elem)-1]
+		}
+		if elem == "" {
+			s.empty++
+			if s.empty > maxEmptyElements {
+				s.over = true
+				return "", false
+			}
+			continue
+		}
+		s.count++
+		if s.count > maxRequestHeaderNames {
+			s.over = true
+			return "", false
+		}
+		s.rest = rest
+		return elem, true
 	}
-	return "", false
+}
+
+// indexComma returns the index of the first comma in s, or len(s). It
+// tests eight bytes at a time: header names are short, so this beats both
+// a byte loop and the call into [strings.IndexByte].
+func indexComma(s string) int {
+	const ones, highs, commas = 0x0101010101010101, 0x8080808080808080, 0x2c2c2c2c2c2c2c2c
+	// zeroByte has the high bit set in the lowest byte of v that is zero
+	// (higher bytes may be marked wrongly; only the lowest is used).
+	zeroByte := func(v uint64) uint64 { return (v - ones) &^ v & highs }
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if m := zeroByte(load64(s, i) ^ commas); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	if i == len(s) {
+		return i
+	}
+	if len(s) >= 8 {
+		// The last eight bytes overlap bytes known to hold no comma, so a
+		// match is in the unchecked tail.
+		if m := zeroByte(load64(s, len(s)-8) ^ commas); m != 0 {
+			return len(s) - 8 + bits.TrailingZeros64(m)>>3
+		}
+		return len(s)
+	}
+	for ; i < len(s); i++ {
+		if s[i] == ',' {
+			return i
+		}
+	}
+	return i
 }
 
 // headerSet is a set of lowercase header names with a lookup that takes any
-// case, does not hash and does not allocate: names are bucketed by length,
-// and a lookup compares the few candidates of the same length byte by byte.
+// case and does not allocate: a [strIndex] with case folding.
 type headerSet struct {
-	byLen [maxHeaderNameLen + 1][]string
+	idx strIndex
 }
 
 func newHeaderSet(names []string) *headerSet {
-	s := new(headerSet)
+	keep := make([]string, 0, len(names))
 	for _, n := range names {
 		n = strings.ToLower(n)
-		if len(n) <= maxHeaderNameLen && !slices.Contains(s.byLen[len(n)], n) {
-			s.byLen[len(n)] = append(s.byLen[len(n)], n)
+		if len(n) <= maxHeaderNameLen && !slices.Contains(keep, n) {
+			keep = append(keep, n)
 		}
 	}
-	return s
+	return &headerSet{idx: newStrIndex(keep, true)}
 }
 
 // has reports whether name, in any case, is in the set.
 func (s *headerSet) has(name string) bool {
-	if len(name) > maxHeaderNameLen {
-		return false
-	}
-next:
-	for _, cand := range s.byLen[len(name)] {
-		for i := 0; i < len(name); i++ {
-			c := name[i]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != cand[i] {
-				continue next
-			}
-		}
-		return true
-	}
-	return false
+	return len(name) <= maxHeaderNameLen && s.idx.find(name) >= 0
 }
 
 // canonical returns the canonical MIME form of a header name, for

@@ -17,6 +17,10 @@ type originMatcher struct {
 	// exact maps a serialized origin to its precomputed
 	// Access-Control-Allow-Origin value.
 	exact map[string][]string
+	// exactIdx indexes the keys of exact for the hot path; exactVals[i] is
+	// the value of the key at position i.
+	exactIdx  strIndex
+	exactVals [][]string
 	// patterns are the "scheme://*.base[:port]" entries.
 	patterns []originPattern
 	// fn is the WithOriginFunc function, or nil.
@@ -29,8 +33,9 @@ type originPattern struct {
 	suffix string // ".example.com" or ".example.com:8443"
 }
 
-// matches reports whether origin, already known to be a valid lowercase
-// origin, is scheme://<one or more labels><suffix>.
+// matches reports whether origin is scheme://<one or more labels><suffix>.
+// It checks every byte of the subdomain part, so a match is a valid
+// serialized origin: callers need not validate origin first.
 func (p originPattern) matches(origin string) bool {
 	if len(origin) <= len(p.prefix)+len(p.suffix) ||
 		origin[:len(p.prefix)] != p.prefix ||
@@ -70,26 +75,28 @@ const (
 )
 
 // match decides for one Origin value. For originExact, acao is the
-// precomputed header value. It never allocates.
+// precomputed header value. It never allocates. Exact origins cost one
+// index lookup; patterns are tried only when that misses, and the syntax
+// check only when "*" or an origin function needs it.
 func (m *originMatcher) match(origin string) (originVerdict, []string) {
 	if origin == "" || origin == "null" {
 		return originRefused, nil
 	}
-	if v, ok := m.exact[origin]; ok {
-		return originExact, v
-	}
-	if !validRequestOrigin(origin) {
-		return originRefused, nil
-	}
-	if m.all {
-		return originStar, nil
+	if i := m.exactIdx.find(origin); i >= 0 {
+		return originExact, m.exactVals[i]
 	}
 	for _, p := range m.patterns {
 		if p.matches(origin) {
 			return originEcho, nil
 		}
 	}
-	if m.fn != nil && m.fn(origin) {
+	if !m.all && m.fn == nil || !validRequestOrigin(origin) {
+		return originRefused, nil
+	}
+	if m.all {
+		return originStar, nil
+	}
+	if m.fn(origin) {
 		return originEcho, nil
 	}
 	return originRefused, nil
@@ -184,6 +191,7 @@ func validScheme(s string) bool {
 func newOriginMatcher(origins []string, fn func(string) bool, credentials bool) (*originMatcher, error) {
 	m := &originMatcher{exact: make(map[string][]string), fn: fn}
 	seenPattern := make(map[originPattern]bool)
+	var exactKeys []string
 	for _, o := range origins {
 		if o == "*" {
 			if credentials {
@@ -204,8 +212,14 @@ func newOriginMatcher(origins []string, fn func(string) bool, credentials bool) 
 			}
 			continue
 		}
-		m.exact[norm] = []string{norm}
+		if _, dup := m.exact[norm]; !dup {
+			v := []string{norm}
+			m.exact[norm] = v
+			exactKeys = append(exactKeys, norm)
+			m.exactVals = append(m.exactVals, v)
+		}
 	}
+	m.exactIdx = newStrIndex(exactKeys, false)
 	if m.all && (len(m.exact) > 0 || len(m.patterns) > 0) {
 		return nil, fmt.Errorf("interceptor: origin %q allows every origin, so the other origins (%q) "+
 			"have no effect; remove either the \"*\" or the others", "*", origins)

@@ -12,7 +12,7 @@ func (h *handler) preflight(w http.ResponseWriter, r *http.Request, origin, acrm
 	}
 	setVary(hdr, vary)
 
-	rt := h.routes[r.URL.Path]
+	rt := h.route(r.URL.Path)
 	reason, detail := ReasonOK, ""
 	acao := h.checkOrigin(origin)
 	acrh := r.Header[hACRH]

@@ -15,7 +15,11 @@ import (
 type corsWriter struct {
 	http.ResponseWriter
 	acao, acac, aceh []string // the policy's values; nil means absent
-	wroteHeader      bool
+	vary             []string // the Vary value the policy left in the header
+	// fresh: the header map held only the policy's headers when next
+	// started, so its length then is known (see fix).
+	fresh       bool
+	wroteHeader bool
 }
 
 var writerPool = sync.Pool{New: func() any { return new(corsWriter) }}
@@ -31,37 +35,72 @@ func putWriter(cw *corsWriter) {
 	writerPool.Put(cw)
 }
 
-// fix makes the CORS headers exactly the policy's. It looks up each
-// Access-Control-* header a response could carry by its canonical name
-// (http.Header.Set and Add canonicalize), which costs less than walking the
-// map.
+// fix makes the CORS headers exactly the policy's.
+//
+// The usual case costs a few lookups: when the map held nothing before the
+// policy wrote its headers, still has as many keys as the policy wrote, and
+// each of those keys still holds the very slice the policy stored (pointer
+// comparison, no scan), then the map holds exactly the policy's headers and
+// nothing is to be done. Otherwise every Access-Control-* header a response
+// could carry is looked up by its canonical name (http.Header.Set and Add
+// canonicalize), which costs less than walking the map.
 func (cw *corsWriter) fix() {
 	hdr := cw.ResponseWriter.Header()
+	if cw.fresh && len(hdr) == cw.count() && cw.intact(hdr) {
+		return
+	}
 	restore(hdr, hACAO, cw.acao)
 	restore(hdr, hACAC, cw.acac)
 	restore(hdr, hACEH, cw.aceh)
 	// Preflight-only headers mean nothing on an actual response; drop them
 	// so the response says only what the policy says.
 	for _, k := range [...]string{hACAM, hACAH, hMaxAge, hACAPN} {
-		if _, ok := hdr[k]; ok {
-			delete(hdr, k)
-		}
+		delete(hdr, k)
 	}
-	if v, ok := hdr[hVary]; !ok || (&v[0] != &valueVaryOrigin[0] && !varyHasOrigin(v)) {
+	if v, ok := hdr[hVary]; !ok || (!sameSlice(v, valueVaryOrigin) && !varyHasOrigin(v)) {
 		setVary(hdr, valueVaryOrigin)
 	}
+}
+
+// count is the number of headers the policy wrote.
+func (cw *corsWriter) count() int {
+	n := 1 // Vary
+	if cw.acao != nil {
+		n += 2 // Access-Control-Allow-Origin, Access-Control-Expose-Headers
+		if cw.acac != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// intact reports whether each header the policy wrote still holds the
+// policy's slice.
+func (cw *corsWriter) intact(hdr http.Header) bool {
+	if !sameSlice(hdr[hVary], cw.vary) {
+		return false
+	}
+	if cw.acao == nil {
+		return true
+	}
+	return sameSlice(hdr[hACAO], cw.acao) && sameSlice(hdr[hACEH], cw.aceh) &&
+		(cw.acac == nil || sameSlice(hdr[hACAC], cw.acac))
+}
+
+// sameSlice reports whether have is the slice want (same first element and
+// length), without comparing contents.
+func sameSlice(have, want []string) bool {
+	return len(have) == len(want) && len(have) > 0 && &have[0] == &want[0]
 }
 
 // restore sets key to want (deletes it when want is nil) unless it already
 // holds exactly the policy's slice.
 func restore(hdr http.Header, key string, want []string) {
-	have, ok := hdr[key]
-	switch {
-	case want == nil:
-		if ok {
-			delete(hdr, key)
-		}
-	case len(have) != 1 || &have[0] != &want[0]:
+	if want == nil {
+		delete(hdr, key)
+		return
+	}
+	if have := hdr[key]; len(have) != 1 || &have[0] != &want[0] {
 		hdr[key] = want
 	}
 }
