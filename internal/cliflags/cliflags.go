@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -132,6 +133,9 @@ func (c *CORS) Options() []interceptor.Option {
 // extra options applied last. Since every value comes from the command line
 // or a config file, a refused value is returned as a [UsageError].
 func (c *CORS) Policy(log *slog.Logger, extra ...interceptor.Option) (*interceptor.Policy, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
 	opts := append(c.Options(), interceptor.WithLogger(log))
 	p, err := interceptor.New(append(opts, extra...)...)
 	if err != nil {
@@ -255,4 +259,42 @@ func (e *UsageError) Unwrap() error { return e.Err }
 func IsUsage(err error) bool {
 	var u *UsageError
 	return errors.As(err, &u)
+}
+
+// check refuses, naming the flag, the values [interceptor.New] would refuse,
+// so that a command-line user reads which flag to change rather than which Go
+// option.
+func (c *CORS) check() error {
+	lists := []struct {
+		flag   string
+		values []string
+		option func(...string) interceptor.Option
+	}{
+		{flag: FlagAllowOrigin, values: c.AllowOrigins, option: interceptor.WithAllowedOrigins},
+		{flag: FlagAllowHeader, values: c.AllowHeaders, option: interceptor.WithAllowedHeaders},
+		{flag: FlagExposeHeader, values: c.ExposeHeaders, option: interceptor.WithExposedHeaders},
+	}
+	for _, l := range lists {
+		for _, v := range l.values {
+			if _, err := interceptor.New(l.option(v)); err != nil {
+				return Usagef("--%s %q: %s", l.flag, v, flagHint(err))
+			}
+		}
+	}
+	if c.AllowCredentials && slices.Contains(c.AllowOrigins, "*") {
+		return Usagef("--%s \"*\" with --%s: browsers refuse a wildcard origin with credentials; list the origins instead", FlagAllowOrigin, FlagAllowCredentials)
+	}
+	if c.AllowCredentials && slices.Contains(c.ExposeHeaders, "*") {
+		return Usagef("--%s \"*\" with --%s: browsers ignore the wildcard with credentials; list the headers instead", FlagExposeHeader, FlagAllowCredentials)
+	}
+	if len(c.AllowOrigins) > 1 && slices.Contains(c.AllowOrigins, "*") {
+		return Usagef("--%s \"*\" allows every origin: give it alone, without other origins", FlagAllowOrigin)
+	}
+	return nil
+}
+
+// flagHint drops the package prefix of an interceptor error, which speaks of
+// Go options, keeping its reason.
+func flagHint(err error) string {
+	return strings.TrimPrefix(err.Error(), "interceptor: ")
 }

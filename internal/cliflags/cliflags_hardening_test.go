@@ -62,9 +62,6 @@ func TestHardeningFlagErrorsNameTheFlag(t *testing.T) {
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error has several lines: %q", err)
 			}
-			if tt.bug4 {
-				skipBug(t, 4)
-			}
 			if !strings.Contains(err.Error(), tt.flag) {
 				t.Errorf("error %q does not name --%s", err, tt.flag)
 			}
@@ -116,7 +113,6 @@ func TestHardeningWildcardWithCredentials(t *testing.T) {
 				t.Errorf("error %v is not a UsageError", err)
 			}
 			t.Run("names the flags", func(t *testing.T) {
-				skipBug(t, 4)
 				if !strings.Contains(err.Error(), FlagAllowCredentials) {
 					t.Errorf("error %q does not name --%s", err, FlagAllowCredentials)
 				}
