@@ -26,6 +26,7 @@ import (
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
 	"github.com/corsgate/corsgate/gen/greet/v1/greetv1connect"
 	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/greetd"
 	"github.com/corsgate/corsgate/internal/greetsvc"
 )
 
@@ -394,4 +395,72 @@ func metricValue(tb testing.TB, reg *prometheus.Registry, name string, labels ma
 		}
 	}
 	return 0
+}
+
+// TestDecompressedSizeLimit checks that gzip-compressed messages are held
+// to the size limit by their decompressed size, as gRPC servers do, in
+// front of a connect-go backend that speaks gzip.
+func TestDecompressedSizeLimit(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.Handle(greetv1connect.NewGreetServiceHandler(greetsvc.NewConnect(nil)))
+	backendURL := serveHandler(t, mux)
+	g, url := startGateway(t, backendURL, func(c *gateway.Config) {
+		c.Files = protoregistry.GlobalFiles
+		c.MaxMessageSize = 1024
+	})
+	waitReady(t, g)
+	for _, k := range clientKinds() {
+		t.Run(k.name, func(t *testing.T) {
+			t.Parallel()
+			client := newGreetClient(t, url, k, connect.WithSendGzip())
+			ctx := context.Background()
+			res, err := client.Greet(ctx, connect.NewRequest(&greetv1.GreetRequest{Name: strings.Repeat("z", 900)}))
+			if err != nil || res.Msg.GetGreeting() != "Hello, "+strings.Repeat("z", 900)+"!" {
+				t.Errorf("compressed, under the limit: %v", err)
+			}
+			_, err = client.Greet(ctx, connect.NewRequest(&greetv1.GreetRequest{Name: strings.Repeat("z", 4000)}))
+			if got := connect.CodeOf(err); got != connect.CodeResourceExhausted {
+				t.Errorf("unary: code = %v (%v), want resource_exhausted", got, err)
+			}
+			stream := client.GreetMany(ctx)
+			_ = stream.Send(&greetv1.GreetManyRequest{Name: "small"})
+			_ = stream.Send(&greetv1.GreetManyRequest{Name: strings.Repeat("z", 4000)})
+			_, err = stream.CloseAndReceive()
+			if got := connect.CodeOf(err); got != connect.CodeResourceExhausted {
+				t.Errorf("client stream: code = %v (%v), want resource_exhausted", got, err)
+			}
+		})
+	}
+}
+
+// TestRefreshKeepsLastGood checks that a failed reflection refresh keeps
+// the descriptors in force, so that calls still get CORS and a proper
+// UNAVAILABLE while the backend is away.
+func TestRefreshKeepsLastGood(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := greetd.NewServer(nil)
+	go func() { _ = s.Serve(lis) }()
+	g, url := startGateway(t, lis.Addr().String())
+	waitReady(t, g)
+	s.Stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.Refresh(ctx); err == nil {
+		t.Fatal("refresh with the backend down succeeded")
+	}
+	if got := greetServices(g.Table().Services()); len(got) != 1 {
+		t.Fatalf("services after a failed refresh: %+v", got)
+	}
+	client := newGreetClient(t, url, clientKinds()[1])
+	_, err = client.Greet(context.Background(), connect.NewRequest(&greetv1.GreetRequest{Name: "x"}))
+	var cerr *connect.Error
+	if !errAs(err, &cerr) || cerr.Code() != connect.CodeUnavailable || cerr.Meta().Get("Access-Control-Allow-Origin") != testOrigin {
+		t.Errorf("err = %v, meta %v; want UNAVAILABLE with CORS", err, cerr.Meta())
+	}
 }

@@ -21,9 +21,9 @@ import (
 	"github.com/corsgate/corsgate/internal/greetsvc"
 )
 
-// startBackendServer is startBackend that also returns the server, for
+// hardStartBackend is startBackend that also returns the server, for
 // tests that stop it.
-func startBackendServer(tb testing.TB, opts ...grpc.ServerOption) (string, *grpc.Server) {
+func hardStartBackend(tb testing.TB, opts ...grpc.ServerOption) (string, *grpc.Server) {
 	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,30 +35,30 @@ func startBackendServer(tb testing.TB, opts ...grpc.ServerOption) (string, *grpc
 	return lis.Addr().String(), s
 }
 
-// tcpProxy forwards loopback connections to a target and can cut them all
+// hardProxy forwards loopback connections to a target and can cut them all
 // at once with a reset, as a backend that is killed (no GOAWAY, no FIN).
-type tcpProxy struct {
+type hardProxy struct {
 	lis    net.Listener
 	target string
 	mu     sync.Mutex
 	conns  []*net.TCPConn
 }
 
-func startProxy(tb testing.TB, target string) *tcpProxy {
+func hardStartProxy(tb testing.TB, target string) *hardProxy {
 	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &tcpProxy{lis: lis, target: target}
+	p := &hardProxy{lis: lis, target: target}
 	go p.accept()
 	tb.Cleanup(func() { p.kill(); _ = lis.Close() })
 	return p
 }
 
-func (p *tcpProxy) addr() string { return p.lis.Addr().String() }
+func (p *hardProxy) addr() string { return p.lis.Addr().String() }
 
-func (p *tcpProxy) accept() {
+func (p *hardProxy) accept() {
 	for {
 		c, err := p.lis.Accept()
 		if err != nil {
@@ -78,7 +78,7 @@ func (p *tcpProxy) accept() {
 }
 
 // kill resets every connection through the proxy.
-func (p *tcpProxy) kill() {
+func (p *hardProxy) kill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
@@ -88,12 +88,12 @@ func (p *tcpProxy) kill() {
 	p.conns = nil
 }
 
-// preflightThenCall does what a browser does for a gRPC-Web call: a
+// hardPreflightThenCall does what a browser does for a gRPC-Web call: a
 // preflight, then (if granted) the call. It returns the preflight status
 // and the call's response.
-func preflightThenCall(tb testing.TB, gwURL string) (int, rawResponse) {
+func hardPreflightThenCall(tb testing.TB, gwURL string) (int, hardResponse) {
 	tb.Helper()
-	pre, err := http.NewRequest(http.MethodOptions, gwURL+greetPrefix+"Greet", nil)
+	pre, err := http.NewRequest(http.MethodOptions, gwURL+hardGreetPrefix+"Greet", nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -105,8 +105,8 @@ func preflightThenCall(tb testing.TB, gwURL string) (int, rawResponse) {
 		tb.Fatal(err)
 	}
 	_ = res.Body.Close()
-	call := rawPost(tb, gwURL, greetPrefix+"Greet", "application/grpc-web-text",
-		[]byte(encodeText(encodeFrame(0, mustMarshal(tb, &greetv1.GreetRequest{Name: "Up"})))), http.Header{"X-Grpc-Web": {"1"}})
+	call := hardPost(tb, gwURL, hardGreetPrefix+"Greet", "application/grpc-web-text",
+		[]byte(hardEncodeText(encodeFrame(0, mustMarshal(tb, &greetv1.GreetRequest{Name: "Up"})))), http.Header{"X-Grpc-Web": {"1"}})
 	return res.StatusCode, call
 }
 
@@ -123,7 +123,7 @@ func TestHardeningBackendNotUpAtStart(t *testing.T) {
 		opts func(tb testing.TB) []gatewayOption
 		bug  int
 	}{
-		{name: "descriptor file", opts: func(tb testing.TB) []gatewayOption { return []gatewayOption{filesOption(tb)} }},
+		{name: "descriptor file", opts: func(tb testing.TB) []gatewayOption { return []gatewayOption{hardFilesOption(tb)} }},
 		{name: "config services, reflection", opts: func(testing.TB) []gatewayOption {
 			return []gatewayOption{func(c *gateway.Config) { c.Services = services }}
 		}},
@@ -144,13 +144,13 @@ func TestHardeningBackendNotUpAtStart(t *testing.T) {
 			}
 			t.Run("browser call while down", func(t *testing.T) {
 				if tt.bug != 0 {
-					skipBug(t, tt.bug)
+					hardSkipBug(t, tt.bug)
 				}
-				status, call := preflightThenCall(t, gwURL)
+				status, call := hardPreflightThenCall(t, gwURL)
 				if status != http.StatusNoContent {
 					t.Fatalf("preflight = %d with the backend down; the browser then reports a CORS error, not UNAVAILABLE", status)
 				}
-				checkGRPCWebError(t, call, true, "14")
+				hardCheckGRPCWebError(t, call, true, "14")
 			})
 
 			lis, err := net.Listen("tcp", addr)
@@ -161,9 +161,9 @@ func TestHardeningBackendNotUpAtStart(t *testing.T) {
 			waitReady(t, g)
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				status, call := preflightThenCall(t, gwURL)
+				status, call := hardPreflightThenCall(t, gwURL)
 				if status == http.StatusNoContent && call.status == http.StatusOK {
-					if n, tr := grpcWebStatus(t, call.body, true); n == 1 && tr["grpc-status"] == "0" {
+					if n, tr := hardGRPCWebStatus(t, call.body, true); n == 1 && tr["grpc-status"] == "0" {
 						break
 					}
 				}
@@ -184,9 +184,9 @@ func TestHardeningBackendNotUpAtStart(t *testing.T) {
 	}
 }
 
-// streamKinds are the client configurations of the stream fault tests: the
+// hardStreamKinds are the client configurations of the stream fault tests: the
 // browser protocols over HTTP/1.1 and h2c, and gRPC.
-func streamKinds() []clientKind {
+func hardStreamKinds() []clientKind {
 	var out []clientKind
 	for _, k := range clientKinds() {
 		if !strings.Contains(k.name, "/json/") {
@@ -203,17 +203,17 @@ func streamKinds() []clientKind {
 func TestHardeningBackendKilledMidStream(t *testing.T) {
 	t.Parallel()
 	for _, how := range []string{"stop", "reset"} {
-		for _, k := range streamKinds() {
+		for _, k := range hardStreamKinds() {
 			t.Run(how+"/"+k.name, func(t *testing.T) {
 				t.Parallel()
-				addr, srv := startBackendServer(t)
+				addr, srv := hardStartBackend(t)
 				backend := addr
-				var proxy *tcpProxy
+				var proxy *hardProxy
 				if how == "reset" {
-					proxy = startProxy(t, addr)
+					proxy = hardStartProxy(t, addr)
 					backend = proxy.addr()
 				}
-				_, gwURL := startGateway(t, backend, filesOption(t))
+				_, gwURL := startGateway(t, backend, hardFilesOption(t))
 				client := newGreetClient(t, gwURL, k)
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
@@ -252,19 +252,19 @@ func TestHardeningBackendKilledMidStream(t *testing.T) {
 	}
 }
 
-// cancelWatch records, for calls whose request carries the name "watch",
+// hardCancelWatch records, for calls whose request carries the name "watch",
 // when the backend's context ended. Unary calls named "watch" wait for
 // their context (up to 30 s) before answering.
-type cancelWatch struct {
+type hardCancelWatch struct {
 	started chan struct{}
 	done    chan time.Time
 }
 
-func newCancelWatch() *cancelWatch {
-	return &cancelWatch{started: make(chan struct{}, 16), done: make(chan time.Time, 16)}
+func newHardCancelWatch() *hardCancelWatch {
+	return &hardCancelWatch{started: make(chan struct{}, 16), done: make(chan time.Time, 16)}
 }
 
-func (w *cancelWatch) options() []grpc.ServerOption {
+func (w *hardCancelWatch) options() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 			if r, ok := req.(*greetv1.GreetRequest); ok && r.GetName() == "watch" {
@@ -293,7 +293,7 @@ func (w *cancelWatch) options() []grpc.ServerOption {
 }
 
 // wait returns how long after gone the backend saw its context end.
-func (w *cancelWatch) wait(tb testing.TB, gone time.Time) time.Duration {
+func (w *hardCancelWatch) wait(tb testing.TB, gone time.Time) time.Duration {
 	tb.Helper()
 	select {
 	case at := <-w.done:
@@ -315,9 +315,9 @@ func TestHardeningClientGoesAway(t *testing.T) {
 			name := call + map[bool]string{false: "/h1", true: "/h2c"}[h2]
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				w := newCancelWatch()
+				w := newHardCancelWatch()
 				backend := startBackend(t, nil, w.options()...)
-				_, gwURL := startGateway(t, backend, filesOption(t))
+				_, gwURL := startGateway(t, backend, hardFilesOption(t))
 
 				var (
 					mu   sync.Mutex
@@ -337,9 +337,9 @@ func TestHardeningClientGoesAway(t *testing.T) {
 					return c, err
 				}}
 				t.Cleanup(tr.CloseIdleConnections)
-				path, body := greetPrefix+"GreetStream", encodeFrame(0, mustMarshal(t, &greetv1.GreetStreamRequest{Name: "G", Count: 10000, IntervalMs: 20}))
+				path, body := hardGreetPrefix+"GreetStream", encodeFrame(0, mustMarshal(t, &greetv1.GreetStreamRequest{Name: "G", Count: 10000, IntervalMs: 20}))
 				if call == "unary" {
-					path, body = greetPrefix+"Greet", encodeFrame(0, mustMarshal(t, &greetv1.GreetRequest{Name: "watch"}))
+					path, body = hardGreetPrefix+"Greet", encodeFrame(0, mustMarshal(t, &greetv1.GreetRequest{Name: "watch"}))
 				}
 				req, err := http.NewRequest(http.MethodPost, gwURL+path, strings.NewReader(string(body)))
 				if err != nil {
@@ -375,5 +375,5 @@ func TestHardeningClientGoesAway(t *testing.T) {
 	}
 }
 
-// encodeText is the gRPC-Web text form of a binary body.
-func encodeText(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+// hardEncodeText is the gRPC-Web text form of a binary body.
+func hardEncodeText(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -17,14 +17,14 @@ import (
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
 )
 
-// fuzzContentTypes are the Content-Types FuzzGatewayRequest picks from.
-var fuzzContentTypes = []string{
+// hardFuzzContentTypes are the Content-Types FuzzGatewayRequest picks from.
+var hardFuzzContentTypes = []string{
 	"application/grpc-web+proto", "application/grpc-web-text", "application/grpc-web+json",
 	"application/proto", "application/json", "application/connect+proto", "application/connect+json",
 	"application/grpc-web", "text/plain",
 }
 
-var fuzzProcedures = []string{"Greet", "SetGreeting", "GreetStream", "GreetMany", "Chat", "ResetGreetings", "Nope"}
+var hardFuzzProcedures = []string{"Greet", "SetGreeting", "GreetStream", "GreetMany", "Chat", "ResetGreetings", "Nope"}
 
 // FuzzGatewayRequest sends arbitrary bodies, in every protocol the gateway
 // accepts, to every kind of procedure of a real grpc-go backend, through
@@ -51,13 +51,13 @@ func FuzzGatewayRequest(f *testing.F) {
 	f.Add(uint8(0), uint8(0), frame(0x80, []byte("grpc-status: 0\r\n")), "")
 	f.Add(uint8(0), uint8(0), frame(1, []byte("not gzip")), "")
 
-	var arr arrivals
+	var arr hardArrivals
 	backend := startBackend(f, nil, arr.option())
 	g, err := gateway.New(gateway.Config{
 		Backend:        backend,
-		Files:          loadGreetFiles(f),
+		Files:          hardGreetFiles(f),
 		MaxMessageSize: 1 << 10,
-		Logger:         discardLogger(),
+		Logger:         hardDiscardLogger(),
 	})
 	if err != nil {
 		f.Fatal(err)
@@ -65,8 +65,8 @@ func FuzzGatewayRequest(f *testing.F) {
 	f.Cleanup(func() { _ = g.Close() })
 
 	f.Fuzz(func(t *testing.T, ctIdx, procIdx uint8, body []byte, timeout string) {
-		ct := fuzzContentTypes[int(ctIdx)%len(fuzzContentTypes)]
-		path := greetPrefix + fuzzProcedures[int(procIdx)%len(fuzzProcedures)]
+		ct := hardFuzzContentTypes[int(ctIdx)%len(hardFuzzContentTypes)]
+		path := hardGreetPrefix + hardFuzzProcedures[int(procIdx)%len(hardFuzzProcedures)]
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		r := httptest.NewRequestWithContext(ctx, http.MethodPost, path, bytes.NewReader(body))
@@ -91,13 +91,13 @@ func FuzzGatewayRequest(f *testing.F) {
 				t.Fatalf("%s %s: HTTP %d", ct, path, res.StatusCode)
 			}
 			if strings.HasPrefix(ct, "application/grpc-web-text") {
-				dec, err := decodeTextChunks(string(out))
+				dec, err := hardDecodeText(string(out))
 				if err != nil {
 					t.Fatalf("%s %s: response is not base64: %v", ct, path, err)
 				}
 				out = dec
 			}
-			checkFrames(t, out, 0x80, func(p []byte) {
+			hardCheckFrames(t, out, 0x80, func(p []byte) {
 				tr := string(p)
 				code, ok := strings.CutPrefix(tr, "grpc-status: ")
 				if i := strings.Index(tr, "grpc-status: "); i >= 0 {
@@ -115,7 +115,7 @@ func FuzzGatewayRequest(f *testing.F) {
 			if res.StatusCode != http.StatusOK {
 				t.Fatalf("%s %s: HTTP %d", ct, path, res.StatusCode)
 			}
-			checkFrames(t, out, 0x02, func(p []byte) {
+			hardCheckFrames(t, out, 0x02, func(p []byte) {
 				if !json.Valid(p) {
 					t.Fatalf("%s %s: end-stream message %q is not JSON", ct, path, p)
 				}
@@ -134,9 +134,9 @@ func FuzzGatewayRequest(f *testing.F) {
 	})
 }
 
-// checkFrames checks that b is a sequence of frames ending with exactly one
+// hardCheckFrames checks that b is a sequence of frames ending with exactly one
 // frame flagged last, which check inspects.
-func checkFrames(tb testing.TB, b []byte, last byte, check func([]byte)) {
+func hardCheckFrames(tb testing.TB, b []byte, last byte, check func([]byte)) {
 	tb.Helper()
 	var frames [][]byte
 	var flags []byte
@@ -163,8 +163,8 @@ func checkFrames(tb testing.TB, b []byte, last byte, check func([]byte)) {
 	check(frames[len(frames)-1])
 }
 
-// decodeTextChunks decodes a gRPC-Web text body, each padded chunk on its own.
-func decodeTextChunks(s string) ([]byte, error) {
+// hardDecodeText decodes a gRPC-Web text body, each padded chunk on its own.
+func hardDecodeText(s string) ([]byte, error) {
 	var out []byte
 	for len(s) > 0 {
 		end := len(s)

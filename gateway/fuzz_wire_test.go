@@ -13,9 +13,9 @@ import (
 	"connectrpc.com/connect"
 )
 
-// chunks cuts data into pieces whose sizes come from cuts (1 to 256 bytes
+// hardChunks cuts data into pieces whose sizes come from cuts (1 to 256 bytes
 // each, cycling), as a network would deliver it.
-func chunks(data, cuts []byte) [][]byte {
+func hardChunks(data, cuts []byte) [][]byte {
 	var out [][]byte
 	for i := 0; len(data) > 0; i++ {
 		n := len(data)
@@ -43,7 +43,7 @@ func FuzzFrameScanner(f *testing.F) {
 		limit := int(max)
 		sc := frameScanner{max: limit}
 		var gotErr error
-		for _, c := range chunks(data, cuts) {
+		for _, c := range hardChunks(data, cuts) {
 			if gotErr = sc.scan(c); gotErr != nil {
 				break
 			}
@@ -89,10 +89,10 @@ func FuzzFrameScanner(f *testing.F) {
 	})
 }
 
-// chunkReader returns the chunks of a body, at most one per Read.
-type chunkReader struct{ chunks [][]byte }
+// hardChunkReader returns the chunks of a body, at most one per Read.
+type hardChunkReader struct{ chunks [][]byte }
 
-func (c *chunkReader) Read(p []byte) (int, error) {
+func (c *hardChunkReader) Read(p []byte) (int, error) {
 	if len(c.chunks) == 0 {
 		return 0, io.EOF
 	}
@@ -118,19 +118,19 @@ func FuzzBase64Reader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload, cuts, reads []byte, junk string) {
 		// Well-formed: per-chunk encoding plus whitespace.
 		var body strings.Builder
-		for i, c := range chunks(payload, cuts) {
+		for i, c := range hardChunks(payload, cuts) {
 			body.WriteString(base64.StdEncoding.EncodeToString(c))
 			if i%3 == 1 {
 				body.WriteString("\r\n")
 			}
 		}
-		got, err := io.ReadAll(newBase64Reader(&chunkReader{chunks: chunks([]byte(body.String()), reads)}))
+		got, err := io.ReadAll(newBase64Reader(&hardChunkReader{chunks: hardChunks([]byte(body.String()), reads)}))
 		if err != nil || !bytes.Equal(got, payload) {
 			t.Fatalf("decode(%q) = %q, %v; want %q", body.String(), got, err, payload)
 		}
 
 		// Arbitrary text.
-		got, err = io.ReadAll(newBase64Reader(&chunkReader{chunks: chunks([]byte(junk), reads)}))
+		got, err = io.ReadAll(newBase64Reader(&hardChunkReader{chunks: hardChunks([]byte(junk), reads)}))
 		stripped := strings.Map(func(r rune) rune {
 			if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
 				return -1

@@ -286,7 +286,7 @@ func newTransport(useTLS bool, tlsConf *tls.Config, authority string) *http.Tran
 		TLSClientConfig:     tlsConf,
 		ForceAttemptHTTP2:   true,
 		DisableCompression:  true, // message compression is gRPC's, not HTTP's
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         coalescingDialer(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}),
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     5 * time.Minute,

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -17,27 +16,27 @@ import (
 	"github.com/corsgate/corsgate/gateway"
 )
 
-// greetPrefix is the path prefix of the example service's procedures.
-const greetPrefix = "/greet.v1.GreetService/"
+// hardGreetPrefix is the path prefix of the example service's procedures.
+const hardGreetPrefix = "/greet.v1.GreetService/"
 
-// arrivals counts what reached a grpc-go backend, through a stats handler:
+// hardArrivals counts what reached a grpc-go backend, through a stats handler:
 // calls whose headers reached its transport (whether or not a handler ran)
 // and request messages its handlers received. Health and reflection calls
 // are not counted.
-type arrivals struct {
+type hardArrivals struct {
 	calls    atomic.Int64
 	messages atomic.Int64
 }
 
-type methodKey struct{}
+type hardMethodKey struct{}
 
-func (a *arrivals) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
-	return context.WithValue(ctx, methodKey{}, info.FullMethodName)
+func (a *hardArrivals) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	return context.WithValue(ctx, hardMethodKey{}, info.FullMethodName)
 }
 
-func (a *arrivals) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	method, _ := ctx.Value(methodKey{}).(string)
-	if !strings.HasPrefix(method, greetPrefix) || s.IsClient() {
+func (a *hardArrivals) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	method, _ := ctx.Value(hardMethodKey{}).(string)
+	if !strings.HasPrefix(method, hardGreetPrefix) || s.IsClient() {
 		return
 	}
 	switch s.(type) {
@@ -48,25 +47,25 @@ func (a *arrivals) HandleRPC(ctx context.Context, s stats.RPCStats) {
 	}
 }
 
-func (a *arrivals) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
-func (a *arrivals) HandleConn(context.Context, stats.ConnStats)                       {}
+func (a *hardArrivals) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (a *hardArrivals) HandleConn(context.Context, stats.ConnStats)                       {}
 
 // option returns the grpc.ServerOption that installs the counter.
-func (a *arrivals) option() grpc.ServerOption { return grpc.StatsHandler(a) }
+func (a *hardArrivals) option() grpc.ServerOption { return grpc.StatsHandler(a) }
 
 // snapshot returns both counts.
-func (a *arrivals) snapshot() (calls, messages int64) { return a.calls.Load(), a.messages.Load() }
+func (a *hardArrivals) snapshot() (calls, messages int64) { return a.calls.Load(), a.messages.Load() }
 
-// filesOption makes the gateway use the greet descriptors from a file, so it
+// hardFilesOption makes the gateway use the greet descriptors from a file, so it
 // never asks reflection and every call the backend sees is a test's.
-func filesOption(tb testing.TB) gatewayOption {
+func hardFilesOption(tb testing.TB) gatewayOption {
 	tb.Helper()
-	files := loadGreetFiles(tb)
+	files := hardGreetFiles(tb)
 	return func(c *gateway.Config) { c.Files = files }
 }
 
-// loadGreetFiles loads the greet descriptors through a descriptor file.
-func loadGreetFiles(tb testing.TB) *protoregistry.Files {
+// hardGreetFiles loads the greet descriptors through a descriptor file.
+func hardGreetFiles(tb testing.TB) *protoregistry.Files {
 	tb.Helper()
 	files, err := gateway.LoadDescriptorFile(writeDescriptorFile(tb))
 	if err != nil {
@@ -75,18 +74,18 @@ func loadGreetFiles(tb testing.TB) *protoregistry.Files {
 	return files
 }
 
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+func hardDiscardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// rawResponse is what a hand-made request got back.
-type rawResponse struct {
+// hardResponse is what a hand-made request got back.
+type hardResponse struct {
 	status int
 	header http.Header
 	body   []byte
 }
 
-// rawPost sends body to gwURL+path with the given Content-Type (and the
+// hardPost sends body to gwURL+path with the given Content-Type (and the
 // test origin), over HTTP/1.1, and reads the whole answer.
-func rawPost(tb testing.TB, gwURL, path, contentType string, body []byte, extra http.Header) rawResponse {
+func hardPost(tb testing.TB, gwURL, path, contentType string, body []byte, extra http.Header) hardResponse {
 	tb.Helper()
 	req, err := http.NewRequest(http.MethodPost, gwURL+path, bytes.NewReader(body))
 	if err != nil {
@@ -98,23 +97,23 @@ func rawPost(tb testing.TB, gwURL, path, contentType string, body []byte, extra 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	return rawDo(tb, req)
+	return hardDo(tb, req)
 }
 
-func rawDo(tb testing.TB, req *http.Request) rawResponse {
+func hardDo(tb testing.TB, req *http.Request) hardResponse {
 	tb.Helper()
 	res, err := httpClient(tb, false).Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer res.Body.Close()
-	return rawResponse{status: res.StatusCode, header: res.Header, body: readAll(tb, res.Body)}
+	return hardResponse{status: res.StatusCode, header: res.Header, body: readAll(tb, res.Body)}
 }
 
-// grpcWebStatus parses a gRPC-Web response body (binary, or text when text)
+// hardGRPCWebStatus parses a gRPC-Web response body (binary, or text when text)
 // and returns its message frames and the trailers of its final frame,
 // failing when the body is not well-formed gRPC-Web.
-func grpcWebStatus(tb testing.TB, body []byte, text bool) (messages int, trailers map[string]string) {
+func hardGRPCWebStatus(tb testing.TB, body []byte, text bool) (messages int, trailers map[string]string) {
 	tb.Helper()
 	if text {
 		body = decodeTextBody(tb, string(body))
@@ -133,22 +132,4 @@ func grpcWebStatus(tb testing.TB, body []byte, text bool) (messages int, trailer
 		}
 	}
 	return len(frames) - 1, trailerLines(tb, last.payload)
-}
-
-// syncBuf is a bytes.Buffer safe for concurrent writes, for logs.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -22,28 +22,28 @@ import (
 	"github.com/corsgate/corsgate/interceptor"
 )
 
-// streamGate holds every GreetStream after its first message until open is
+// hardStreamGate holds every GreetStream after its first message until open is
 // closed, so that a test can keep many streams open at once.
-type streamGate struct {
+type hardStreamGate struct {
 	open chan struct{}
 }
 
-func (g *streamGate) option() grpc.ServerOption {
+func (g *hardStreamGate) option() grpc.ServerOption {
 	return grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
 		if !strings.HasSuffix(info.FullMethod, "/GreetStream") {
 			return next(srv, ss)
 		}
-		return next(srv, &gatedStream{ServerStream: ss, open: g.open})
+		return next(srv, &hardGatedStream{ServerStream: ss, open: g.open})
 	})
 }
 
-type gatedStream struct {
+type hardGatedStream struct {
 	grpc.ServerStream
 	open chan struct{}
 	sent int
 }
 
-func (s *gatedStream) SendMsg(m any) error {
+func (s *hardGatedStream) SendMsg(m any) error {
 	if s.sent++; s.sent > 1 {
 		select {
 		case <-s.open:
@@ -54,8 +54,8 @@ func (s *gatedStream) SendMsg(m any) error {
 	return s.ServerStream.SendMsg(m)
 }
 
-// heapInUse returns the live heap after a full collection.
-func heapInUse() uint64 {
+// hardHeapInUse returns the live heap after a full collection.
+func hardHeapInUse() uint64 {
 	var m runtime.MemStats
 	runtime.GC()
 	runtime.GC()
@@ -63,11 +63,11 @@ func heapInUse() uint64 {
 	return m.HeapAlloc
 }
 
-// maxHeapPerStream is the bound TestHardeningThousandStreams holds the heap
+// hardMaxHeapPerStream is the bound TestHardeningThousandStreams holds the heap
 // of one open server stream to, counting the client, the gateway (a pooled
 // 32 KiB copy buffer, its HTTP/2 stream state on both sides) and the grpc-go
 // backend, all in this process.
-const maxHeapPerStream = 128 << 10
+const hardMaxHeapPerStream = 128 << 10
 
 // TestHardeningThousandStreams holds 1 000 server streams open at once
 // through the gateway (gRPC-Web over h2c, the browser's protocol), checks
@@ -75,9 +75,9 @@ const maxHeapPerStream = 128 << 10
 // stream. Not parallel: heap figures count the whole process.
 func TestHardeningThousandStreams(t *testing.T) {
 	const streams = 1000
-	gate := &streamGate{open: make(chan struct{})}
+	gate := &hardStreamGate{open: make(chan struct{})}
 	backend := startBackend(t, nil, gate.option())
-	_, gwURL := startGateway(t, backend, filesOption(t))
+	_, gwURL := startGateway(t, backend, hardFilesOption(t))
 	client := newGreetClient(t, gwURL, clientKind{name: "grpcweb/h2c", h2: true, opts: []connect.ClientOption{connect.WithGRPCWeb()}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -94,7 +94,7 @@ func TestHardeningThousandStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	base := heapInUse()
+	base := hardHeapInUse()
 	baseG := runtime.NumGoroutine()
 
 	var (
@@ -146,7 +146,7 @@ func TestHardeningThousandStreams(t *testing.T) {
 	}
 	opened.Wait()
 	openTook := time.Since(start)
-	open := heapInUse()
+	open := hardHeapInUse()
 	openG := runtime.NumGoroutine()
 	close(gate.open)
 	done.Wait()
@@ -156,8 +156,8 @@ func TestHardeningThousandStreams(t *testing.T) {
 	perStream := int64(open-base) / streams
 	t.Logf("%d streams opened in %v; heap %d KiB -> %d KiB: %d bytes per open stream; %d goroutines per stream",
 		streams, openTook, base>>10, open>>10, perStream, (openG-baseG)/streams)
-	if perStream > maxHeapPerStream {
-		t.Errorf("heap per open stream %d bytes, want at most %d", perStream, maxHeapPerStream)
+	if perStream > hardMaxHeapPerStream {
+		t.Errorf("heap per open stream %d bytes, want at most %d", perStream, hardMaxHeapPerStream)
 	}
 }
 
@@ -172,12 +172,12 @@ func TestHardeningNoLeaksAfterManyStreams(t *testing.T) {
 		concurrency = 32
 	)
 	ignore := goleak.IgnoreCurrent()
-	addr, srv := startBackendServer(t)
+	addr, srv := hardStartBackend(t)
 	policy, err := interceptor.New(interceptor.WithAllowedOrigins(testOrigin))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(gateway.Config{Backend: addr, Policy: policy, Files: loadGreetFiles(t), Logger: discardLogger()})
+	g, err := gateway.New(gateway.Config{Backend: addr, Policy: policy, Files: hardGreetFiles(t), Logger: hardDiscardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestHardeningNoLeaksAfterManyStreams(t *testing.T) {
 	}
 
 	run(500) // warm up
-	base := heapInUse()
+	base := hardHeapInUse()
 	start := time.Now()
 	run(total)
 	took := time.Since(start)
@@ -262,7 +262,7 @@ func TestHardeningNoLeaksAfterManyStreams(t *testing.T) {
 	}
 	// Idle connections and pooled buffers may stay; streams must not.
 	time.Sleep(100 * time.Millisecond)
-	after := heapInUse()
+	after := hardHeapInUse()
 	t.Logf("%d streams in %v; heap %d KiB before, %d KiB after", total, took, base>>10, after>>10)
 	if after > base+4<<20 {
 		t.Errorf("heap grew by %d KiB over %d streams; want it back within 4 MiB of the baseline", (after-base)>>10, total)
@@ -301,20 +301,20 @@ func TestHardeningSlowClients(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			if tt.bug != 0 {
-				skipBug(t, tt.bug)
+				hardSkipBug(t, tt.bug)
 			}
-			runSlowClients(t, tt.slowloris, tt.stuckH1, tt.stuckH2)
+			hardRunSlowClients(t, tt.slowloris, tt.stuckH1, tt.stuckH2)
 		})
 	}
 }
 
-func runSlowClients(t *testing.T, slowloris, stuckH1, stuckH2 int) {
+func hardRunSlowClients(t *testing.T, slowloris, stuckH1, stuckH2 int) {
 	backend := startBackend(t, nil)
 	policy, err := interceptor.New(interceptor.WithAllowedOrigins(testOrigin))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(gateway.Config{Backend: backend, Policy: policy, Files: loadGreetFiles(t), Logger: discardLogger()})
+	g, err := gateway.New(gateway.Config{Backend: backend, Policy: policy, Files: hardGreetFiles(t), Logger: hardDiscardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func runSlowClients(t *testing.T, slowloris, stuckH1, stuckH2 int) {
 		t.Cleanup(func() { _ = c.Close() })
 		go func() {
 			start := time.Now()
-			req := "POST " + greetPrefix + "Greet HTTP/1.1\r\nHost: x\r\nOrigin: " + testOrigin + "\r\nX-Slow: " + strings.Repeat("a", 10000)
+			req := "POST " + hardGreetPrefix + "Greet HTTP/1.1\r\nHost: x\r\nOrigin: " + testOrigin + "\r\nX-Slow: " + strings.Repeat("a", 10000)
 			for i := 0; i < len(req); i++ {
 				if _, err := c.Write([]byte{req[i]}); err != nil {
 					closed <- time.Since(start)
@@ -370,7 +370,7 @@ func runSlowClients(t *testing.T, slowloris, stuckH1, stuckH2 int) {
 		}
 		t.Cleanup(func() { _ = c.Close() })
 		req := fmt.Sprintf("POST %sGreetStream HTTP/1.1\r\nHost: x\r\nOrigin: %s\r\nContent-Type: application/grpc-web+proto\r\nContent-Length: %d\r\n\r\n%s",
-			greetPrefix, testOrigin, len(body), body)
+			hardGreetPrefix, testOrigin, len(body), body)
 		if _, err := c.Write([]byte(req)); err != nil {
 			t.Fatal(err)
 		}
@@ -378,7 +378,7 @@ func runSlowClients(t *testing.T, slowloris, stuckH1, stuckH2 int) {
 	if stuckH2 > 0 {
 		stuck := httpClient(t, true)
 		for range stuckH2 {
-			req, err := http.NewRequest(http.MethodPost, gwURL+greetPrefix+"GreetStream", strings.NewReader(string(body)))
+			req, err := http.NewRequest(http.MethodPost, gwURL+hardGreetPrefix+"GreetStream", strings.NewReader(string(body)))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -58,6 +58,8 @@ type call struct {
 	// wrote reports that response headers went to the client.
 	wrote bool
 	start time.Time
+	// deadline is the client's deadline, zero without one.
+	deadline time.Time
 }
 
 // okStatus is the status of a successful call.
@@ -105,8 +107,14 @@ func (c *call) run() *rpcStatus {
 		return bad
 	}
 	if hasTimeout {
+		// The backend gets the deadline and normally answers
+		// DEADLINE_EXCEEDED itself. The gateway's own timer is a safety net
+		// for backends that ignore deadlines; it fires a little later, when
+		// the client, which has the same deadline, has given up: answering
+		// at the very moment the client's own timer fires races it.
+		c.deadline = time.Now().Add(d)
 		var cancel context.CancelFunc
-		c.ctx, cancel = context.WithTimeout(c.ctx, d)
+		c.ctx, cancel = context.WithDeadline(c.ctx, c.deadline.Add(deadlineGrace))
 		defer cancel()
 	}
 	out := &http.Request{
@@ -146,7 +154,7 @@ func (c *call) failure(err error) *rpcStatus {
 			return st
 		}
 	}
-	st := statusFromError(c.ctx, err)
+	st := statusFromError(c.ctx, c.deadline, err)
 	if st.code == connect.CodeUnavailable {
 		c.g.metrics.backendError()
 		c.g.kickRefresh()
@@ -405,9 +413,15 @@ func statusFromReadError(err error) *rpcStatus {
 	return errorf(connect.CodeInvalidArgument, "reading request: "+err.Error())
 }
 
-// flusher flushes the client response when the writer can.
-func flush(w http.ResponseWriter) {
-	_ = http.NewResponseController(w).Flush()
+// flush sends what was written to the client. The writer's own Flush is
+// used when it has one (the CORS policy's writer does), without the
+// allocation of an http.ResponseController per flush.
+func (c *call) flush() {
+	if f, ok := c.w.(http.Flusher); ok {
+		f.Flush()
+		return
+	}
+	_ = http.NewResponseController(c.w).Flush()
 }
 
 // responseContentTypeOK reports whether the backend answered with gRPC.

@@ -69,21 +69,24 @@ func isReservedGRPCHeader(k string) bool {
 	return false
 }
 
-// deadlineSlack is how close to its deadline a call that fails counts as
-// having run out of time: the backend enforces the same deadline, and its
-// reset of the stream may arrive a moment before the gateway's own timer.
+// deadlineSlack is how close to the client's deadline a call that fails
+// counts as having run out of time: the backend enforces the same deadline,
+// and may reset the stream rather than answer.
 const deadlineSlack = 20 * time.Millisecond
 
+// deadlineGrace is how long after the client's deadline the gateway stops
+// waiting for the backend (see call.run).
+const deadlineGrace = 100 * time.Millisecond
+
 // statusFromError maps an error of the backend round trip or of copying a
-// body to a status.
-func statusFromError(ctx context.Context, err error) *rpcStatus {
+// body to a status. deadline is the client's, zero without one.
+func statusFromError(ctx context.Context, deadline time.Time, err error) *rpcStatus {
 	var st *rpcStatus
-	deadline, hasDeadline := ctx.Deadline()
 	switch {
 	case errors.As(err, &st):
 		return st
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded),
-		hasDeadline && time.Until(deadline) < deadlineSlack:
+		!deadline.IsZero() && time.Until(deadline) < deadlineSlack:
 		return errorf(connect.CodeDeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
 		return errorf(connect.CodeCanceled, "request canceled")

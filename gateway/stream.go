@@ -205,7 +205,7 @@ func (c *call) pump(dst io.Writer, resp *http.Response) (boundary bool, err erro
 				return false, err
 			}
 			if stream {
-				flush(c.w)
+				c.flush()
 			}
 		}
 		switch {
@@ -254,7 +254,7 @@ func (c *call) pumpJSON(dst io.Writer, resp *http.Response, stream bool) (bool, 
 			return false, err
 		}
 		if stream {
-			flush(c.w)
+			c.flush()
 		}
 	}
 }

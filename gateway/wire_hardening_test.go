@@ -19,26 +19,26 @@ import (
 // hardLimit is the message size limit of the bad-input tests.
 const hardLimit = 1024
 
-// frameHeader is a frame header announcing size bytes.
-func frameHeader(flags byte, size uint32) []byte {
+// hardFrameHeader is a frame header announcing size bytes.
+func hardFrameHeader(flags byte, size uint32) []byte {
 	h := []byte{flags, 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(h[1:], size)
 	return h
 }
 
-// badInputEnv is a backend counting arrivals behind a gateway with a small
+// hardBadInputEnv is a backend counting arrivals behind a gateway with a small
 // message limit, one per subtest so that counts never mix.
-type badInputEnv struct {
-	arr   *arrivals
+type hardBadInputEnv struct {
+	arr   *hardArrivals
 	rec   *recorder
 	gwURL string
 }
 
-func newBadInputEnv(tb testing.TB) *badInputEnv {
+func newHardBadInputEnv(tb testing.TB) *hardBadInputEnv {
 	tb.Helper()
-	e := &badInputEnv{arr: &arrivals{}, rec: &recorder{}}
+	e := &hardBadInputEnv{arr: &hardArrivals{}, rec: &recorder{}}
 	backend := startBackend(tb, e.rec, e.arr.option())
-	_, e.gwURL = startGateway(tb, backend, filesOption(tb), func(c *gateway.Config) { c.MaxMessageSize = hardLimit })
+	_, e.gwURL = startGateway(tb, backend, hardFilesOption(tb), func(c *gateway.Config) { c.MaxMessageSize = hardLimit })
 	return e
 }
 
@@ -46,12 +46,12 @@ func newBadInputEnv(tb testing.TB) *badInputEnv {
 // valid sentinel call through the gateway has completed: the backend reads
 // the headers of earlier calls before the sentinel's, so a late arrival
 // cannot be missed. The sentinel itself is not counted.
-func (e *badInputEnv) reached(tb testing.TB) int64 {
+func (e *hardBadInputEnv) reached(tb testing.TB) int64 {
 	tb.Helper()
 	before, _ := e.arr.snapshot()
-	res := rawPost(tb, e.gwURL, greetPrefix+"Greet", "application/grpc-web+proto",
+	res := hardPost(tb, e.gwURL, hardGreetPrefix+"Greet", "application/grpc-web+proto",
 		encodeFrame(0, mustMarshal(tb, &greetv1.GreetRequest{Name: "sentinel"})), nil)
-	if n, tr := grpcWebStatus(tb, res.body, false); n != 1 || tr["grpc-status"] != "0" {
+	if n, tr := hardGRPCWebStatus(tb, res.body, false); n != 1 || tr["grpc-status"] != "0" {
 		tb.Fatalf("sentinel call failed: %v", tr)
 	}
 	after, _ := e.arr.snapshot()
@@ -80,27 +80,27 @@ func TestHardeningGRPCWebBadInput(t *testing.T) {
 		stream bool
 	}{
 		{name: "truncated header", path: "Greet", body: []byte{0, 0, 0}, wantCode: "3"},
-		{name: "truncated payload", path: "Greet", body: cat(frameHeader(0, 10), []byte("abcd")), wantCode: "3"},
-		{name: "valid message then truncated one", path: "Greet", body: cat(encodeFrame(0, valid), frameHeader(0, 50), []byte("x")), wantCode: "3"},
-		{name: "length prefix 4 GiB", path: "Greet", body: frameHeader(0, 0xFFFFFFFF), wantCode: "8"},
-		{name: "length prefix just over the limit", path: "Greet", body: cat(frameHeader(0, hardLimit+1), make([]byte, hardLimit+1)), wantCode: "8"},
-		{name: "length prefix over the limit, no payload", path: "Greet", body: frameHeader(0, hardLimit+1), wantCode: "8"},
+		{name: "truncated payload", path: "Greet", body: cat(hardFrameHeader(0, 10), []byte("abcd")), wantCode: "3"},
+		{name: "valid message then truncated one", path: "Greet", body: cat(encodeFrame(0, valid), hardFrameHeader(0, 50), []byte("x")), wantCode: "3"},
+		{name: "length prefix 4 GiB", path: "Greet", body: hardFrameHeader(0, 0xFFFFFFFF), wantCode: "8"},
+		{name: "length prefix just over the limit", path: "Greet", body: cat(hardFrameHeader(0, hardLimit+1), make([]byte, hardLimit+1)), wantCode: "8"},
+		{name: "length prefix over the limit, no payload", path: "Greet", body: hardFrameHeader(0, hardLimit+1), wantCode: "8"},
 		{name: "body far over the limit", path: "Greet", body: cat(encodeFrame(0, valid), make([]byte, 64<<10)), wantCode: "8"},
-		{name: "client stream: length prefix over the limit", path: "GreetMany", body: cat(encodeFrame(0, valid), frameHeader(0, 0x7FFFFFFF)), wantCode: "8", stream: true},
-		{name: "client stream: truncated", path: "GreetMany", body: cat(encodeFrame(0, valid), frameHeader(0, 9), []byte("ab")), wantCode: "3", stream: true},
+		{name: "client stream: length prefix over the limit", path: "GreetMany", body: cat(encodeFrame(0, valid), hardFrameHeader(0, 0x7FFFFFFF)), wantCode: "8", stream: true},
+		{name: "client stream: truncated", path: "GreetMany", body: cat(encodeFrame(0, valid), hardFrameHeader(0, 9), []byte("ab")), wantCode: "3", stream: true},
 	}
 	for _, tt := range tests {
 		for _, text := range []bool{false, true} {
 			name := tt.name + map[bool]string{false: "/binary", true: "/text"}[text]
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				e := newBadInputEnv(t)
+				e := newHardBadInputEnv(t)
 				body, ct := tt.body, "application/grpc-web+proto"
 				if text {
 					body, ct = []byte(base64.StdEncoding.EncodeToString(body)), "application/grpc-web-text"
 				}
-				res := rawPost(t, e.gwURL, greetPrefix+tt.path, ct, body, nil)
-				checkGRPCWebError(t, res, text, tt.wantCode)
+				res := hardPost(t, e.gwURL, hardGreetPrefix+tt.path, ct, body, nil)
+				hardCheckGRPCWebError(t, res, text, tt.wantCode)
 				calls := e.reached(t)
 				if !tt.stream && calls != 0 {
 					t.Errorf("the backend saw %d calls, want none", calls)
@@ -128,9 +128,9 @@ func TestHardeningGRPCWebBadInput(t *testing.T) {
 	for _, tt := range textTests {
 		t.Run("invalid base64/"+tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newBadInputEnv(t)
-			res := rawPost(t, e.gwURL, greetPrefix+"Greet", "application/grpc-web-text", []byte(tt.body), nil)
-			checkGRPCWebError(t, res, true, tt.wantCode)
+			e := newHardBadInputEnv(t)
+			res := hardPost(t, e.gwURL, hardGreetPrefix+"Greet", "application/grpc-web-text", []byte(tt.body), nil)
+			hardCheckGRPCWebError(t, res, true, tt.wantCode)
 			if calls := e.reached(t); calls != 0 {
 				t.Errorf("the backend saw %d calls, want none", calls)
 			}
@@ -139,15 +139,15 @@ func TestHardeningGRPCWebBadInput(t *testing.T) {
 
 	t.Run("message at the limit passes", func(t *testing.T) {
 		t.Parallel()
-		e := newBadInputEnv(t)
+		e := newHardBadInputEnv(t)
 		// SetGreeting answers with a short message; Greet would echo the
 		// name and make the response too large.
 		msg := mustMarshal(t, &greetv1.SetGreetingRequest{Greeting: strings.Repeat("n", hardLimit-3)})
 		if len(msg) != hardLimit {
 			t.Fatalf("message of %d bytes, want %d", len(msg), hardLimit)
 		}
-		res := rawPost(t, e.gwURL, greetPrefix+"SetGreeting", "application/grpc-web+proto", encodeFrame(0, msg), nil)
-		n, trailers := grpcWebStatus(t, res.body, false)
+		res := hardPost(t, e.gwURL, hardGreetPrefix+"SetGreeting", "application/grpc-web+proto", encodeFrame(0, msg), nil)
+		n, trailers := hardGRPCWebStatus(t, res.body, false)
 		if n != 1 || trailers["grpc-status"] != "0" {
 			t.Errorf("%d messages, trailers %v; want one message and status 0", n, trailers)
 		}
@@ -160,8 +160,8 @@ func TestHardeningGRPCWebBadInput(t *testing.T) {
 	for _, ct := range ctTests {
 		t.Run("content type "+strconv.Quote(ct), func(t *testing.T) {
 			t.Parallel()
-			e := newBadInputEnv(t)
-			res := rawPost(t, e.gwURL, greetPrefix+"Greet", ct, encodeFrame(0, valid), nil)
+			e := newHardBadInputEnv(t)
+			res := hardPost(t, e.gwURL, hardGreetPrefix+"Greet", ct, encodeFrame(0, valid), nil)
 			if res.status != http.StatusUnsupportedMediaType {
 				t.Errorf("status %d, want 415", res.status)
 			}
@@ -199,14 +199,14 @@ func TestHardeningGRPCWebClientTrailers(t *testing.T) {
 			name := tt.name + map[bool]string{false: "/binary", true: "/text"}[text]
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				skipBug(t, 1)
-				e := newBadInputEnv(t)
+				hardSkipBug(t, 1)
+				e := newHardBadInputEnv(t)
 				body, ct := tt.body, "application/grpc-web+proto"
 				if text {
 					body, ct = []byte(base64.StdEncoding.EncodeToString(body)), "application/grpc-web-text"
 				}
-				res := rawPost(t, e.gwURL, greetPrefix+"Greet", ct, body, nil)
-				checkGRPCWebError(t, res, text, "3")
+				res := hardPost(t, e.gwURL, hardGreetPrefix+"Greet", ct, body, nil)
+				hardCheckGRPCWebError(t, res, text, "3")
 				if calls := e.reached(t); calls != 0 {
 					t.Errorf("the backend saw %d calls, want none", calls)
 				}
@@ -216,9 +216,9 @@ func TestHardeningGRPCWebClientTrailers(t *testing.T) {
 		// sends the end-stream flag (0x02) or the trailers flag.
 		t.Run(tt.name+"/connect stream", func(t *testing.T) {
 			t.Parallel()
-			skipBug(t, 1)
-			e := newBadInputEnv(t)
-			res := rawPost(t, e.gwURL, greetPrefix+"GreetMany", "application/connect+proto", tt.body, nil)
+			hardSkipBug(t, 1)
+			e := newHardBadInputEnv(t)
+			res := hardPost(t, e.gwURL, hardGreetPrefix+"GreetMany", "application/connect+proto", tt.body, nil)
 			if res.status != http.StatusOK {
 				t.Fatalf("HTTP status %d", res.status)
 			}
@@ -236,17 +236,17 @@ func TestHardeningGRPCWebClientTrailers(t *testing.T) {
 	}
 }
 
-// skipBug skips a test that shows a filed bug, until the fix lands. The
+// hardSkipBug skips a test that shows a filed bug, until the fix lands. The
 // bug's description is in /tmp/hardening-bugs.md.
-func skipBug(tb testing.TB, n int) {
+func hardSkipBug(tb testing.TB, n int) {
 	tb.Helper()
 	tb.Skipf("bug: see /tmp/hardening-bugs.md, BUG-%d", n)
 }
 
-// checkGRPCWebError checks a gRPC-Web error answer: HTTP 200, a gRPC-Web
+// hardCheckGRPCWebError checks a gRPC-Web error answer: HTTP 200, a gRPC-Web
 // content type, CORS headers for the test origin, no message frame and a
 // trailers frame with grpc-status wantCode.
-func checkGRPCWebError(tb testing.TB, res rawResponse, text bool, wantCode string) {
+func hardCheckGRPCWebError(tb testing.TB, res hardResponse, text bool, wantCode string) {
 	tb.Helper()
 	if res.status != http.StatusOK {
 		tb.Fatalf("HTTP status %d (%q), want 200 with the status in the trailers", res.status, res.body)
@@ -257,7 +257,7 @@ func checkGRPCWebError(tb testing.TB, res rawResponse, text bool, wantCode strin
 	if got := res.header.Get("Access-Control-Allow-Origin"); got != testOrigin {
 		tb.Errorf("Access-Control-Allow-Origin %q, want %q", got, testOrigin)
 	}
-	n, trailers := grpcWebStatus(tb, res.body, text)
+	n, trailers := hardGRPCWebStatus(tb, res.body, text)
 	if n != 0 {
 		tb.Errorf("%d message frames before the error", n)
 	}
@@ -304,7 +304,7 @@ func TestHardeningConnectBadInput(t *testing.T) {
 	}{
 		{name: "GET message not base64", method: "GET", path: "Greet", query: url.Values{"encoding": {"proto"}, "base64": {"1"}, "message": {"!!!*"}}, wantStatus: 400, wantCode: "invalid_argument"},
 		{name: "GET message not JSON", method: "GET", path: "Greet", query: url.Values{"encoding": {"json"}, "message": {`{"name":`}}, wantStatus: 400, wantCode: "invalid_argument"},
-		{name: "GET JSON with unknown enum type", method: "GET", path: "Greet", query: url.Values{"encoding": {"json"}, "message": {`{"name": 5}`}}, wantStatus: 400, wantCode: "invalid_argument"},
+		{name: "GET JSON of the wrong type", method: "GET", path: "Greet", query: url.Values{"encoding": {"json"}, "message": {`{"name": 5}`}}, wantStatus: 400, wantCode: "invalid_argument"},
 		{name: "GET message over the limit", method: "GET", path: "Greet", query: url.Values{"encoding": {"proto"}, "base64": {"1"}, "message": {b64(make([]byte, hardLimit+1))}}, wantStatus: 429, wantCode: "resource_exhausted"},
 		{name: "GET message param far over the limit", method: "GET", path: "Greet", query: url.Values{"encoding": {"json"}, "message": {strings.Repeat("a", 8*hardLimit)}}, wantStatus: 429, wantCode: "resource_exhausted"},
 		{name: "GET bad base64 flag", method: "GET", path: "Greet", query: url.Values{"encoding": {"proto"}, "base64": {"yes"}, "message": {b64(valid)}}, wantStatus: 400, wantCode: "invalid_argument"},
@@ -328,8 +328,8 @@ func TestHardeningConnectBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newBadInputEnv(t)
-			u := e.gwURL + greetPrefix + tt.path
+			e := newHardBadInputEnv(t)
+			u := e.gwURL + hardGreetPrefix + tt.path
 			if tt.query != nil {
 				u += "?" + tt.query.Encode()
 			}
@@ -343,7 +343,7 @@ func TestHardeningConnectBadInput(t *testing.T) {
 			if tt.ct != "" {
 				req.Header.Set("Content-Type", tt.ct)
 			}
-			res := rawDo(t, req)
+			res := hardDo(t, req)
 			if res.status != tt.wantStatus {
 				t.Errorf("status %d (%q), want %d", res.status, res.body, tt.wantStatus)
 			}
@@ -370,15 +370,15 @@ func TestHardeningConnectBadInput(t *testing.T) {
 				t.Errorf("the backend saw %d calls, want none", calls)
 			}
 			// Every handler run but the sentinel's is one too many.
-			if got := e.rec.snapshot(); len(got) != 1 {
+			if got := hardProcedures(e.rec); len(got) != 1 {
 				t.Errorf("the backend's handlers ran for %v, want only the sentinel", got)
 			}
 		})
 	}
 }
 
-// snapshot returns a copy of the calls seen so far.
-func (r *recorder) snapshot() []string {
+// hardProcedures returns the procedures of the calls r saw so far.
+func hardProcedures(r *recorder) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]string, len(r.calls))

@@ -10,15 +10,15 @@ import (
 	"golang.org/x/net/publicsuffix"
 )
 
-// fuzzPaths are the request paths FuzzPreflight picks from: procedures of
+// hardFuzzPaths are the request paths FuzzPreflight picks from: procedures of
 // the greet table (one browser-barred) and near misses.
-var fuzzPaths = []string{
+var hardFuzzPaths = []string{
 	pathGreet, pathSet, pathReset, pathChat, "/a.b/C", "/greet.v1.GreetService/greet",
 	pathGreet + "/", "/greet.v1.GreetService/Greet%00", "",
 }
 
-// asciiLower lowercases ASCII letters only, as HTTP field names compare.
-func asciiLower(s string) string {
+// hardASCIILower lowercases ASCII letters only, as HTTP field names compare.
+func hardASCIILower(s string) string {
 	b := []byte(s)
 	for i, c := range b {
 		if 'A' <= c && c <= 'Z' {
@@ -28,12 +28,12 @@ func asciiLower(s string) string {
 	return string(b)
 }
 
-// referenceHeadersAllowed is the plain definition of an acceptable
+// hardReferenceHeadersAllowed is the plain definition of an acceptable
 // Access-Control-Request-Headers: at most 16 lines and 4096 bytes, every
 // comma-separated element (trimmed of spaces and tabs; a trailing comma ends
 // a line) an allowed name in any ASCII case, at most 64 names and 16 empty
 // elements.
-func referenceHeadersAllowed(lines []string, allowed map[string]bool) bool {
+func hardReferenceHeadersAllowed(lines []string, allowed map[string]bool) bool {
 	total := 0
 	for _, l := range lines {
 		total += len(l)
@@ -57,7 +57,7 @@ func referenceHeadersAllowed(lines []string, allowed map[string]bool) bool {
 				continue
 			}
 			names++
-			if !allowed[asciiLower(e)] {
+			if !allowed[hardASCIILower(e)] {
 				return false
 			}
 		}
@@ -66,7 +66,7 @@ func referenceHeadersAllowed(lines []string, allowed map[string]bool) bool {
 }
 
 // FuzzPreflight runs arbitrary preflights through the middleware and
-// compares its verdict with a plain reference: origin (referenceAllows),
+// compares its verdict with a plain reference: origin (hardReferenceAllows),
 // procedure, barred flag, method and header list. A granted preflight must
 // echo the origin byte for byte; a refused one carries no CORS header.
 func FuzzPreflight(f *testing.F) {
@@ -93,15 +93,15 @@ func FuzzPreflight(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.origin, s.method, s.acrh1, s.acrh2, s.path)
 	}
-	p, err := New(WithAllowedOrigins(configuredOrigins...), WithAllowedHeaders("x-tenant"))
+	p, err := New(WithAllowedOrigins(hardConfiguredOrigins...), WithAllowedHeaders("x-tenant"))
 	if err != nil {
 		f.Fatal(err)
 	}
 	table := greetTable(f)
 	h := p.Handler(table, noop)
-	var allowed []refOrigin
-	for _, o := range configuredOrigins {
-		allowed = append(allowed, parseRefOrigin(f, o))
+	var allowed []hardRefOrigin
+	for _, o := range hardConfiguredOrigins {
+		allowed = append(allowed, hardParseRefOrigin(f, o))
 	}
 	type routeRef struct {
 		methods map[string]bool
@@ -116,14 +116,14 @@ func FuzzPreflight(f *testing.F) {
 				rr.methods[m] = true
 			}
 			for _, n := range append(append([]string{}, protocolRequestHeaders...), proc.RequestHeaders...) {
-				rr.headers[asciiLower(n)] = true
+				rr.headers[hardASCIILower(n)] = true
 			}
 			routes["/"+svc.Name+"/"+proc.Name] = rr
 		}
 	}
 
 	f.Fuzz(func(t *testing.T, origin, method, acrh1, acrh2 string, pathIdx uint8) {
-		path := fuzzPaths[int(pathIdx)%len(fuzzPaths)]
+		path := hardFuzzPaths[int(pathIdx)%len(hardFuzzPaths)]
 		r := &http.Request{Method: http.MethodOptions, Header: http.Header{}}
 		r.URL = &url.URL{Path: path}
 		r.Header[hOrigin] = []string{origin}
@@ -137,8 +137,8 @@ func FuzzPreflight(f *testing.F) {
 		h.ServeHTTP(w, r)
 
 		rt, known := routes[path]
-		want := referenceAllows(allowed, origin) && known && !rt.barred && rt.methods[method] &&
-			referenceHeadersAllowed(lines, rt.headers)
+		want := hardReferenceAllows(allowed, origin) && known && !rt.barred && rt.methods[method] &&
+			hardReferenceHeadersAllowed(lines, rt.headers)
 		switch w.code {
 		case http.StatusNoContent:
 			if !want {
@@ -171,7 +171,7 @@ func FuzzPreflight(f *testing.F) {
 // top-level name, and over the bypass variants of the configured value only
 // what the reference matcher derives from it gets Access-Control-Allow-Origin.
 func FuzzAllowedOrigin(f *testing.F) {
-	for _, o := range configuredOrigins {
+	for _, o := range hardConfiguredOrigins {
 		f.Add(o, false)
 		f.Add(o, true)
 	}
@@ -198,20 +198,20 @@ func FuzzAllowedOrigin(f *testing.F) {
 			}
 			return
 		}
-		ref := parseRefOrigin(t, configured)
+		ref := hardParseRefOrigin(t, configured)
 		if ref.wildcard {
 			if ref.scheme != "https" && ref.scheme != "http" {
-				t.Fatalf("pattern %s with scheme %q accepted", short(configured), ref.scheme)
+				t.Fatalf("pattern %s with scheme %q accepted", hardShort(configured), ref.scheme)
 			}
 			if _, err := netip.ParseAddr(ref.host); err == nil {
-				t.Fatalf("pattern %s over an IP address accepted", short(configured))
+				t.Fatalf("pattern %s over an IP address accepted", hardShort(configured))
 			}
 			if ps, _ := publicsuffix.PublicSuffix(ref.host); ps == ref.host || !strings.Contains(ref.host, ".") {
-				t.Fatalf("pattern %s over the public suffix %q accepted", short(configured), ref.host)
+				t.Fatalf("pattern %s over the public suffix %q accepted", hardShort(configured), ref.host)
 			}
 		}
 		h := p.Handler(greetTable(t), noop)
-		allowed := []refOrigin{ref}
+		allowed := []hardRefOrigin{ref}
 		// The configured origin as a browser would send it (a subdomain
 		// for a pattern), then the attacks derived from it.
 		own := ref.scheme + "://" + ref.host
@@ -222,19 +222,19 @@ func FuzzAllowedOrigin(f *testing.F) {
 			own += ":" + ref.port
 		}
 		granted := 0
-		for _, o := range append(bypassVariants(configured), own, "https://evil.com", "http://localhost:8080") {
+		for _, o := range append(hardBypassVariants(configured), own, "https://evil.com", "http://localhost:8080") {
 			r := preflightRequest(pathSet, appOrigin, "POST", "")
 			r.Header[hOrigin] = []string{o}
 			w := &fakeWriter{header: make(http.Header)}
 			h.ServeHTTP(w, r)
 			got := w.code == http.StatusNoContent
-			if want := referenceAllows(allowed, o); got && !want {
-				t.Fatalf("configured %s: origin %s granted, the reference refuses", short(configured), short(o))
+			if want := hardReferenceAllows(allowed, o); got && !want {
+				t.Fatalf("configured %s: origin %s granted, the reference refuses", hardShort(configured), hardShort(o))
 			}
 			if got {
 				granted++
 				if acao := w.header[hACAO]; len(acao) != 1 || acao[0] != o {
-					t.Fatalf("ACAO %q for origin %s", acao, short(o))
+					t.Fatalf("ACAO %q for origin %s", acao, hardShort(o))
 				}
 				if credentials != (w.header.Get(hACAC) == "true") {
 					t.Fatalf("credentials %v but ACAC %q", credentials, w.header.Get(hACAC))
@@ -242,7 +242,7 @@ func FuzzAllowedOrigin(f *testing.F) {
 			}
 		}
 		if granted == 0 {
-			t.Fatalf("configured %s was accepted but lets no origin in", short(configured))
+			t.Fatalf("configured %s was accepted but lets no origin in", hardShort(configured))
 		}
 	})
 }

@@ -114,7 +114,7 @@ func validRequestOrigin(s string) bool {
 	if rest == "" {
 		return false
 	}
-	var host, port string
+	var port string
 	if rest[0] == '[' {
 		end := strings.IndexByte(rest, ']')
 		if end < 0 {
@@ -129,7 +129,7 @@ func validRequestOrigin(s string) bool {
 		if end == 1 {
 			return false
 		}
-		host, rest = rest[:end+1], rest[end+1:]
+		rest = rest[end+1:] // after the bracketed address
 		if rest != "" {
 			if rest[0] != ':' {
 				return false
@@ -140,7 +140,7 @@ func validRequestOrigin(s string) bool {
 			}
 		}
 	} else {
-		host = rest
+		host := rest
 		if c := strings.LastIndexByte(rest, ':'); c >= 0 {
 			host, port = rest[:c], rest[c+1:]
 			if port == "" {

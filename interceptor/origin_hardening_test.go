@@ -12,18 +12,18 @@ import (
 	"testing"
 )
 
-// short quotes s, cut to 80 bytes, for messages about huge inputs.
-func short(s string) string {
+// hardShort quotes s, cut to 80 bytes, for messages about huge inputs.
+func hardShort(s string) string {
 	if len(s) > 80 {
 		return strconv.Quote(s[:80]) + "..."
 	}
 	return strconv.Quote(s)
 }
 
-// configuredOrigins are the allowed origins of the bypass corpus: every kind
+// hardConfiguredOrigins are the allowed origins of the bypass corpus: every kind
 // New accepts (exact, default and explicit ports, IPv4, IPv6, punycode,
 // subdomain patterns with and without a port, uppercase input).
-var configuredOrigins = []string{
+var hardConfiguredOrigins = []string{
 	"https://app.example.com",
 	"HTTPS://Upper.Example.COM",
 	"https://default-port.example.com:443",
@@ -36,21 +36,21 @@ var configuredOrigins = []string{
 	"http://*.dev.example.io",
 }
 
-// refOrigin is an allowed origin as the reference matcher sees it.
-type refOrigin struct {
+// hardRefOrigin is an allowed origin as the reference matcher sees it.
+type hardRefOrigin struct {
 	scheme, host, port string // lowercase; port "" when the scheme's default
 	wildcard           bool   // host is the base of "*.base"
 }
 
-// parseRefOrigin parses a configured origin with net/url, independently of
+// hardParseRefOrigin parses a configured origin with net/url, independently of
 // the code under test.
-func parseRefOrigin(tb testing.TB, s string) refOrigin {
+func hardParseRefOrigin(tb testing.TB, s string) hardRefOrigin {
 	tb.Helper()
 	u, err := url.Parse(strings.ToLower(s))
 	if err != nil {
-		tb.Fatalf("configured origin %s: %v", short(s), err)
+		tb.Fatalf("configured origin %s: %v", hardShort(s), err)
 	}
-	o := refOrigin{scheme: u.Scheme, host: u.Hostname(), port: u.Port()}
+	o := hardRefOrigin{scheme: u.Scheme, host: u.Hostname(), port: u.Port()}
 	if strings.Contains(o.host, ":") {
 		if a, err := netip.ParseAddr(o.host); err == nil {
 			o.host = a.String()
@@ -66,14 +66,14 @@ func parseRefOrigin(tb testing.TB, s string) refOrigin {
 	return o
 }
 
-// referenceAllows is the slow, obvious definition of who may call: a request
+// hardReferenceAllows is the slow, obvious definition of who may call: a request
 // Origin is allowed when it is exactly a browser-serialized origin
 // (lowercase scheme://host[:port], no default port, nothing else) whose
 // scheme, host and port equal a configured origin's, or whose host is one or
 // more DNS labels followed by ".base" of a pattern with the same scheme and
 // port.
-func referenceAllows(allowed []refOrigin, origin string) bool {
-	if !serializedOrigin(origin) {
+func hardReferenceAllows(allowed []hardRefOrigin, origin string) bool {
+	if !hardSerializedOrigin(origin) {
 		return false
 	}
 	u, _ := url.Parse(origin)
@@ -108,11 +108,11 @@ func referenceAllows(allowed []refOrigin, origin string) bool {
 	return false
 }
 
-// serializedOrigin reports whether origin is exactly what a browser
+// hardSerializedOrigin reports whether origin is exactly what a browser
 // serializes: lowercase scheme://host[:port] with a port from 1 to 65535,
 // written without leading zeros and never the scheme's default, and
 // nothing else.
-func serializedOrigin(origin string) bool {
+func hardSerializedOrigin(origin string) bool {
 	u, err := url.Parse(origin)
 	if err != nil || u.Opaque != "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" ||
 		u.ForceQuery || u.OmitHost || u.RawPath != "" {
@@ -140,11 +140,11 @@ func serializedOrigin(origin string) bool {
 	return host != "" && host != "[]"
 }
 
-// bypassVariants derives attack origins from one configured origin: suffix,
+// hardBypassVariants derives attack origins from one configured origin: suffix,
 // prefix and embedded forms, scheme, port, case, encoding and Unicode
 // variants. Some variants are legitimately allowed (a subdomain under a
 // pattern); the reference matcher decides.
-func bypassVariants(configured string) []string {
+func hardBypassVariants(configured string) []string {
 	o := strings.ToLower(configured)
 	scheme, rest, _ := strings.Cut(o, "://")
 	host, port := rest, ""
@@ -163,7 +163,7 @@ func bypassVariants(configured string) []string {
 		// the configured origin itself and its legitimate forms
 		s + hp, s + "a." + hp, s + "a.b." + hp,
 		// suffix
-		s + host + ".evil.com" + portSuffix(port), s + host + "-evil.com", s + host + "evil.com", s + hp + ".evil.com",
+		s + host + ".evil.com" + hardPortSuffix(port), s + host + "-evil.com", s + host + "evil.com", s + hp + ".evil.com",
 		s + host + ".", s + hp + ".", s + host + "..evil.com", s + host + "%2eevil.com", s + hp + "evil",
 		s + host + "\x00.evil.com", s + host + "%00.evil.com", s + host + ".evil.com:" + port,
 		// prefix
@@ -179,9 +179,9 @@ func bypassVariants(configured string) []string {
 		hp, scheme + "s://" + hp, " " + s + hp, s + hp + " ", s + hp + "\t", s + hp + "\r\n", s + " " + hp,
 		"javascript://" + hp, "null", "", "*",
 		// port
-		s + host + ":" + def, s + host + ":" + bump(port, def), s + host + ":0", s + host + ":",
-		s + host + ":65536", s + host + ":99999", s + host + ":0" + nonEmpty(port, def), s + host + ":+" + nonEmpty(port, def),
-		s + host + ":-1", s + hp + ":" + nonEmpty(port, def), s + host + ":" + nonEmpty(port, def) + "0",
+		s + host + ":" + def, s + host + ":" + hardBump(port, def), s + host + ":0", s + host + ":",
+		s + host + ":65536", s + host + ":99999", s + host + ":0" + hardNonEmpty(port, def), s + host + ":+" + hardNonEmpty(port, def),
+		s + host + ":-1", s + hp + ":" + hardNonEmpty(port, def), s + host + ":" + hardNonEmpty(port, def) + "0",
 		s + host + ":" + port + ".evil.com",
 		// case and encoding
 		s + strings.ToUpper(hp), s + strings.ToUpper(host[:1]) + hp[1:], s + url.PathEscape(hp),
@@ -195,23 +195,23 @@ func bypassVariants(configured string) []string {
 	return v
 }
 
-func portSuffix(port string) string {
+func hardPortSuffix(port string) string {
 	if port == "" {
 		return ""
 	}
 	return ":" + port
 }
 
-func nonEmpty(s, def string) string {
+func hardNonEmpty(s, def string) string {
 	if s == "" {
 		return def
 	}
 	return s
 }
 
-// bump returns a port next to port (or to def).
-func bump(port, def string) string {
-	n, _ := strconv.Atoi(nonEmpty(port, def))
+// hardBump returns a port next to port (or to def).
+func hardBump(port, def string) string {
+	n, _ := strconv.Atoi(hardNonEmpty(port, def))
 	return strconv.Itoa(n + 1)
 }
 
@@ -223,14 +223,14 @@ func bump(port, def string) string {
 // origin refused.
 func TestHardeningOriginBypassCorpus(t *testing.T) {
 	t.Parallel()
-	var allowed []refOrigin
-	for _, o := range configuredOrigins {
-		allowed = append(allowed, parseRefOrigin(t, o))
+	var allowed []hardRefOrigin
+	for _, o := range hardConfiguredOrigins {
+		allowed = append(allowed, hardParseRefOrigin(t, o))
 	}
 	var corpus []string
 	seen := map[string]bool{}
-	for _, o := range configuredOrigins {
-		for _, v := range bypassVariants(o) {
+	for _, o := range hardConfiguredOrigins {
+		for _, v := range hardBypassVariants(o) {
 			if !seen[v] {
 				seen[v] = true
 				corpus = append(corpus, v)
@@ -253,7 +253,7 @@ func TestHardeningOriginBypassCorpus(t *testing.T) {
 
 	var wantAllowed int
 	for _, o := range corpus {
-		if referenceAllows(allowed, o) {
+		if hardReferenceAllows(allowed, o) {
 			wantAllowed++
 		}
 	}
@@ -276,7 +276,7 @@ func TestHardeningOriginBypassCorpus(t *testing.T) {
 				mu      sync.Mutex
 				fnCalls []string
 			)
-			p := mustNew(t, WithAllowedOrigins(configuredOrigins...), WithStrict(mode.strict), WithCredentials(mode.credentials),
+			p := mustNew(t, WithAllowedOrigins(hardConfiguredOrigins...), WithStrict(mode.strict), WithCredentials(mode.credentials),
 				WithOriginFunc(func(o string) bool {
 					mu.Lock()
 					fnCalls = append(fnCalls, o)
@@ -286,7 +286,7 @@ func TestHardeningOriginBypassCorpus(t *testing.T) {
 			h := p.Handler(greetTable(t), noop)
 			var bypasses, refused []string
 			for _, o := range corpus {
-				want := referenceAllows(allowed, o)
+				want := hardReferenceAllows(allowed, o)
 				for _, preflight := range []bool{true, false} {
 					var r *http.Request
 					if preflight {
@@ -300,9 +300,9 @@ func TestHardeningOriginBypassCorpus(t *testing.T) {
 					acao, got := w.header[hACAO]
 					switch {
 					case got && !want:
-						bypasses = append(bypasses, short(o))
+						bypasses = append(bypasses, hardShort(o))
 					case !got && want:
-						refused = append(refused, short(o))
+						refused = append(refused, hardShort(o))
 					case got && (len(acao) != 1 || acao[0] != o):
 						t.Errorf("origin %q got Access-Control-Allow-Origin %q, want it byte for byte", o, acao)
 					}
@@ -340,20 +340,20 @@ func TestHardeningOriginBypassCorpus(t *testing.T) {
 // an origin no browser sends, over the whole bypass corpus.
 func TestHardeningOriginFuncInput(t *testing.T) {
 	t.Parallel()
-	skipBug(t, 2)
+	hardSkipBug(t, 2)
 	var (
 		mu    sync.Mutex
 		calls []string
 	)
-	p := mustNew(t, WithAllowedOrigins(configuredOrigins...), WithOriginFunc(func(o string) bool {
+	p := mustNew(t, WithAllowedOrigins(hardConfiguredOrigins...), WithOriginFunc(func(o string) bool {
 		mu.Lock()
 		calls = append(calls, o)
 		mu.Unlock()
 		return false
 	}))
 	h := p.Handler(greetTable(t), noop)
-	for _, c := range configuredOrigins {
-		for _, o := range bypassVariants(c) {
+	for _, c := range hardConfiguredOrigins {
+		for _, o := range hardBypassVariants(c) {
 			r := preflightRequest(pathSet, o, "POST", "")
 			h.ServeHTTP(&fakeWriter{header: make(http.Header)}, r)
 		}
@@ -365,8 +365,8 @@ func TestHardeningOriginFuncInput(t *testing.T) {
 	}
 	bad := map[string]bool{}
 	for _, o := range calls {
-		if !serializedOrigin(o) {
-			bad[short(o)] = true
+		if !hardSerializedOrigin(o) {
+			bad[hardShort(o)] = true
 		}
 	}
 	if len(bad) > 0 {
@@ -374,9 +374,9 @@ func TestHardeningOriginFuncInput(t *testing.T) {
 	}
 }
 
-// skipBug skips a test that shows a filed bug, until the fix lands. The
+// hardSkipBug skips a test that shows a filed bug, until the fix lands. The
 // bug's description is in /tmp/hardening-bugs.md.
-func skipBug(tb testing.TB, n int) {
+func hardSkipBug(tb testing.TB, n int) {
 	tb.Helper()
 	tb.Skipf("bug: see /tmp/hardening-bugs.md, BUG-%d", n)
 }
@@ -438,7 +438,7 @@ func TestHardeningOriginForms(t *testing.T) {
 			p, err := New(WithAllowedOrigins(tt.configured))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("New(%s) error = %v, want one containing %q", short(tt.configured), err, tt.wantErr)
+					t.Fatalf("New(%s) error = %v, want one containing %q", hardShort(tt.configured), err, tt.wantErr)
 				}
 				if strings.Contains(err.Error(), "\n") {
 					t.Errorf("error has several lines: %q", err)
@@ -446,7 +446,7 @@ func TestHardeningOriginForms(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("New(%s): %v", short(tt.configured), err)
+				t.Fatalf("New(%s): %v", hardShort(tt.configured), err)
 			}
 			h := p.Handler(greetTable(t), noop)
 			check := func(origin string, want bool) {

@@ -15,7 +15,7 @@ func (h *handler) preflight(w http.ResponseWriter, r *http.Request, origin, acrm
 	rt := h.route(r.URL.Path)
 	reason, detail := ReasonOK, ""
 	acao := h.checkOrigin(origin)
-	acrh := r.Header[hACRH]
+	var acrh []string // read only when the earlier checks pass
 	switch {
 	case acao == nil:
 		reason = ReasonOrigin
@@ -26,6 +26,7 @@ func (h *handler) preflight(w http.ResponseWriter, r *http.Request, origin, acrm
 	case len(acrm) != 1 || !rt.methods.has(acrm[0]):
 		reason = ReasonMethod
 	default:
+		acrh = r.Header[hACRH]
 		if bad, ok := rt.checkHeaders(acrh); !ok {
 			reason, detail = ReasonHeader, bad
 		}

@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// hostileACRH are Access-Control-Request-Headers a browser never sends,
+// hardHostileACRH are Access-Control-Request-Headers a browser never sends,
 // built to cost a naive parser time or memory (GHSA-mh55-gqvf-xfwm), each
 // with the lines of one request.
-func hostileACRH() []struct {
+func hardHostileACRH() []struct {
 	name  string
 	lines []string
 } {
@@ -68,7 +68,7 @@ func TestHardeningHostileRequestHeaders(t *testing.T) {
 		t.Fatalf("control preflight: status %d, want 204", w.code)
 	}
 
-	for _, tt := range hostileACRH() {
+	for _, tt := range hardHostileACRH() {
 		t.Run(tt.name, func(t *testing.T) {
 			r := preflightRequest(pathSet, appOrigin, "POST", "")
 			r.Header[hACRH] = tt.lines
@@ -124,7 +124,7 @@ func TestHardeningHostileRequestHeadersMemory(t *testing.T) {
 	p := mustNew(t, WithAllowedOrigins(appOrigin))
 	h := p.Handler(greetTable(t), noop)
 	var reqs []*http.Request
-	for _, tt := range hostileACRH() {
+	for _, tt := range hardHostileACRH() {
 		r := preflightRequest(pathSet, appOrigin, "POST", "")
 		r.Header[hACRH] = tt.lines
 		reqs = append(reqs, r)

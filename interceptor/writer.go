@@ -62,12 +62,12 @@ func (cw *corsWriter) fix() {
 	}
 }
 
-// count is the number of headers the policy wrote.
+// count is the number of headers the policy wrote: Vary and each of ACAO,
+// ACAC and ACEH it set.
 func (cw *corsWriter) count() int {
-	n := 1 // Vary
-	if cw.acao != nil {
-		n += 2 // Access-Control-Allow-Origin, Access-Control-Expose-Headers
-		if cw.acac != nil {
+	n := 1
+	for _, v := range [...][]string{cw.acao, cw.acac, cw.aceh} {
+		if v != nil {
 			n++
 		}
 	}
@@ -77,13 +77,9 @@ func (cw *corsWriter) count() int {
 // intact reports whether each header the policy wrote still holds the
 // policy's slice.
 func (cw *corsWriter) intact(hdr http.Header) bool {
-	if !sameSlice(hdr[hVary], cw.vary) {
-		return false
-	}
-	if cw.acao == nil {
-		return true
-	}
-	return sameSlice(hdr[hACAO], cw.acao) && sameSlice(hdr[hACEH], cw.aceh) &&
+	return sameSlice(hdr[hVary], cw.vary) &&
+		(cw.acao == nil || sameSlice(hdr[hACAO], cw.acao)) &&
+		(cw.aceh == nil || sameSlice(hdr[hACEH], cw.aceh)) &&
 		(cw.acac == nil || sameSlice(hdr[hACAC], cw.acac))
 }
 

@@ -120,10 +120,3 @@ func TestHardeningWildcardWithCredentials(t *testing.T) {
 		})
 	}
 }
-
-// skipBug skips a test that shows a filed bug, until the fix lands. The
-// bug's description is in /tmp/hardening-bugs.md.
-func skipBug(tb testing.TB, n int) {
-	tb.Helper()
-	tb.Skipf("bug: see /tmp/hardening-bugs.md, BUG-%d", n)
-}

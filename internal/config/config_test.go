@@ -202,8 +202,12 @@ func TestParseInvalid(t *testing.T) {
 		{name: "header number", input: "allow-header: [1, {a: b}]", key: "allow-header", want: "want a string, got object"},
 		{name: "service without name", input: "services:\n- procedures:\n  - name: Greet\n    methods: [POST]", key: "services", want: ""},
 		{name: "procedure bad method", input: "services:\n- name: a.B\n  procedures:\n  - name: C\n    methods: [PUT]", key: "services", want: ""},
+		{name: "cors header allowed", input: "allow-header: [Access-Control-Allow-Origin]", key: "allow-header", want: "CORS header"},
+		{name: "cors header exposed", input: "expose-header: [access-control-allow-credentials]", key: "expose-header", want: "CORS header"},
+		{name: "wildcard among origins", input: "allow-origin: [https://a.example.com, \"*\"]", key: "allow-origin", want: "allows every origin"},
 		// Settings refused together.
-		{name: "wildcard with credentials", input: "allow-origin: [\"*\"]\nallow-credentials: true", want: "CORS settings refused"},
+		{name: "wildcard with credentials", input: "allow-origin: [\"*\"]\nallow-credentials: true", key: "allow-credentials", want: `true together with "*" in allow-origin`},
+		{name: "exposed wildcard with credentials", input: "allow-origin: [https://a.example.com]\nexpose-header: [\"*\"]\nallow-credentials: true", key: "allow-credentials", want: `true together with "*" in expose-header`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

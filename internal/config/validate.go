@@ -28,8 +28,8 @@ func (f *File) validate() error {
 		{key: "tls-key", check: func() error { return checkPath(f.TLSKey) }},
 		{key: "descriptors", check: func() error { return checkPath(f.Descriptors) }},
 		{key: "allow-origin", check: func() error { return checkOrigins(f.AllowOrigin) }},
-		{key: "allow-header", check: func() error { return checkHeaderNames(f.AllowHeader) }},
-		{key: "expose-header", check: func() error { return checkHeaderNames(f.ExposeHeader) }},
+		{key: "allow-header", check: func() error { return checkHeaderNames(f.AllowHeader, interceptor.WithAllowedHeaders) }},
+		{key: "expose-header", check: func() error { return checkHeaderNames(f.ExposeHeader, interceptor.WithExposedHeaders) }},
 		{key: "max-age", check: func() error { return checkMaxAge(time.Duration(f.MaxAge)) }},
 		{key: "max-message-size", check: func() error { return checkMessageSize(f.MaxMessageSize) }},
 		{key: "shutdown-grace", check: func() error { return checkGrace(time.Duration(f.ShutdownGrace)) }},
@@ -51,10 +51,40 @@ func (f *File) validate() error {
 		}
 		return keyErrorf(missing, "missing: tls-cert and tls-key go together")
 	}
+	if f.AllowCredentials {
+		if slices.Contains(f.AllowOrigin, "*") {
+			return keyErrorf("allow-credentials", `true together with "*" in allow-origin: browsers refuse a wildcard `+
+				"origin when credentials are allowed; list the origins in allow-origin, or drop allow-credentials")
+		}
+		if slices.Contains(f.ExposeHeader, "*") {
+			return keyErrorf("allow-credentials", `true together with "*" in expose-header: with credentials browsers `+
+				`read it as a header named "*"; list the header names in expose-header, or drop allow-credentials`)
+		}
+	}
+	// Each key was checked on its own above; what is left is a combination.
 	if _, err := interceptor.New(f.corsOptions()...); err != nil {
-		return fmt.Errorf("CORS settings refused: %s", oneLine(err.Error()))
+		return fmt.Errorf("CORS settings refused (allow-origin, allow-header, expose-header, allow-credentials, "+
+			"max-age, private-network): %s", policyMessage(err))
 	}
 	return nil
+}
+
+// optionNames turns the interceptor's Go option names into config keys.
+var optionNames = strings.NewReplacer(
+	"interceptor: ", "",
+	"WithCredentials(true)", "allow-credentials: true",
+	"WithAllowedOrigins", "allow-origin",
+	"WithOriginFunc", "allow-origin",
+	"WithAllowedHeaders", "allow-header",
+	"WithExposedHeaders", "expose-header",
+	"WithMaxAge", "max-age",
+	"WithPrivateNetwork", "private-network",
+	"WithStrict", "strict",
+)
+
+// policyMessage is a refusal of interceptor.New in the words of the file.
+func policyMessage(err error) string {
+	return optionNames.Replace(oneLine(err.Error()))
 }
 
 // corsOptions returns the interceptor options for the CORS keys the file set.
@@ -157,19 +187,28 @@ func checkServerName(name string) error {
 	return nil
 }
 
+// checkOrigins validates each origin, then the list ("*" with others).
 func checkOrigins(origins []string) error {
 	for _, o := range origins {
 		if _, err := interceptor.New(interceptor.WithAllowedOrigins(o)); err != nil {
-			return errors.New(oneLine(err.Error()))
+			return errors.New(policyMessage(err))
 		}
+	}
+	if _, err := interceptor.New(interceptor.WithAllowedOrigins(origins...)); err != nil {
+		return errors.New(policyMessage(err))
 	}
 	return nil
 }
 
-func checkHeaderNames(names []string) error {
+// checkHeaderNames validates each name as a token, then as the interceptor
+// does through option (CORS headers, length).
+func checkHeaderNames(names []string, option func(...string) interceptor.Option) error {
 	for _, n := range names {
 		if !isToken(n) {
 			return fmt.Errorf("%q is not a header name", n)
+		}
+		if _, err := interceptor.New(option(n)); err != nil {
+			return errors.New(policyMessage(err))
 		}
 	}
 	return nil

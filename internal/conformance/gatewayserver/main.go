@@ -137,7 +137,12 @@ func run(ctx context.Context, args []string) error {
 	case err := <-served:
 		return fmt.Errorf("gateway server: %w", err)
 	case <-backend.exited:
-		return errors.New("referenceserver exited early")
+		// A SIGTERM sent to the process group may reach the child first.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+			return errors.New("referenceserver exited early")
+		}
 	}
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
