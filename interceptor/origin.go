@@ -163,13 +163,31 @@ func validRequestOrigin(s string) bool {
 			}
 		}
 	}
-	if len(port) > 5 {
+	return validPort(s[:i], port)
+}
+
+// validPort reports whether port is absent or as a browser serializes it:
+// 1 to 65535, no leading zero, never the scheme's default port.
+func validPort(scheme, port string) bool {
+	if port == "" {
+		return true
+	}
+	if len(port) > 5 || port[0] == '0' {
 		return false
 	}
+	n := 0
 	for j := 0; j < len(port); j++ {
 		if port[j] < '0' || port[j] > '9' {
 			return false
 		}
+		n = n*10 + int(port[j]-'0')
+	}
+	if n > 65535 {
+		return false
+	}
+	switch {
+	case scheme == "https" && n == 443, scheme == "http" && n == 80:
+		return false
 	}
 	return true
 }

@@ -340,7 +340,6 @@ func TestHardeningOriginBypassCorpus(t *testing.T) {
 // an origin no browser sends, over the whole bypass corpus.
 func TestHardeningOriginFuncInput(t *testing.T) {
 	t.Parallel()
-	hardSkipBug(t, 2)
 	var (
 		mu    sync.Mutex
 		calls []string
