@@ -264,6 +264,10 @@ func parseBackend(backend string) (scheme, authority string, useTLS bool, err er
 	return scheme, authority, useTLS, nil
 }
 
+// newTransport is the backend's one connection pool: HTTP/2 only, over h2c
+// or TLS, one connection per backend while its stream limit allows, wide
+// flow-control windows so that streams run at the backend's pace, and idle
+// connections pinged so that a dead backend is noticed.
 func newTransport(useTLS bool, tlsConf *tls.Config, authority string) *http.Transport {
 	var protocols http.Protocols
 	if useTLS {
@@ -286,7 +290,7 @@ func newTransport(useTLS bool, tlsConf *tls.Config, authority string) *http.Tran
 		TLSClientConfig:     tlsConf,
 		ForceAttemptHTTP2:   true,
 		DisableCompression:  true, // message compression is gRPC's, not HTTP's
-		DialContext:         coalescingDialer(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}),
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     5 * time.Minute,

@@ -453,3 +453,69 @@ func hardRunSlowClients(t *testing.T, slowloris, stuckH1, stuckH2 int) {
 		}
 	}
 }
+
+// hardMaxBufferedPerStuckClient bounds what a client that never reads may
+// make the gateway hold: the backend's data in flight for that one stream.
+const hardMaxBufferedPerStuckClient = 1 << 20
+
+// TestHardeningNeverReadingClientMemory starts server streams of about 20 MB
+// each from HTTP/1.1 clients that never read, and measures the heap the
+// process (gateway and backend; the clients' unread bytes sit in kernel
+// socket buffers) holds per stuck client. What a stuck stream may pin is
+// what makes many of them exhaust memory or the shared connection to the
+// backend. Not parallel: heap figures count the whole process.
+func TestHardeningNeverReadingClientMemory(t *testing.T) {
+	hardSkipBug(t, 6)
+	const stuck = 16
+	backend := hardStartBackendAddr(t)
+	policy, err := interceptor.New(interceptor.WithAllowedOrigins(testOrigin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(gateway.Config{Backend: backend, Policy: policy, Files: hardGreetFiles(t), Logger: hardDiscardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	gwURL := serveHandler(t, g)
+	addr := strings.TrimPrefix(gwURL, "http://")
+	body := encodeFrame(0, mustMarshal(t, &greetv1.GreetStreamRequest{Name: strings.Repeat("n", 200), Count: 100000}))
+	// Warm up: one complete small stream.
+	client := newGreetClient(t, gwURL, clientKinds()[1])
+	if s, err := client.GreetStream(context.Background(), connect.NewRequest(&greetv1.GreetStreamRequest{Name: "w", Count: 2})); err == nil {
+		for s.Receive() {
+		}
+		_ = s.Close()
+	}
+	base := hardHeapInUse()
+	for range stuck {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		req := fmt.Sprintf("POST %sGreetStream HTTP/1.1\r\nHost: x\r\nOrigin: %s\r\nContent-Type: application/grpc-web+proto\r\nContent-Length: %d\r\n\r\n%s",
+			hardGreetPrefix, testOrigin, len(body), body)
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Let every stuck stream fill whatever buffers it can.
+	var held uint64
+	for range 20 {
+		time.Sleep(100 * time.Millisecond)
+		held = max(held, hardHeapInUse()-min(base, hardHeapInUse()))
+	}
+	per := held / stuck
+	t.Logf("%d never-reading clients hold %d KiB of heap: %d KiB each", stuck, held>>10, per>>10)
+	if per > hardMaxBufferedPerStuckClient {
+		t.Errorf("a never-reading client makes the process hold %d KiB; want at most %d KiB", per>>10, hardMaxBufferedPerStuckClient>>10)
+	}
+}
+
+// hardStartBackendAddr starts greetd and returns its address.
+func hardStartBackendAddr(tb testing.TB) string {
+	tb.Helper()
+	addr, _ := hardStartBackend(tb)
+	return addr
+}

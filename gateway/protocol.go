@@ -441,6 +441,9 @@ func backendHTTPError(resp *http.Response) *rpcStatus {
 // finalStatus reads the status at the end of a backend response: from the
 // trailers, or from the headers of a trailers-only response.
 func finalStatus(resp *http.Response) *rpcStatus {
+	if v := resp.Trailer["Grpc-Status"]; len(v) == 1 && v[0] == "0" && len(resp.Trailer["Grpc-Message"]) == 0 {
+		return okStatus // the common case, without an allocation
+	}
 	if st, ok := statusFromHeader(resp.Trailer); ok {
 		return &st
 	}

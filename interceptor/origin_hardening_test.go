@@ -373,13 +373,6 @@ func TestHardeningOriginFuncInput(t *testing.T) {
 	}
 }
 
-// hardSkipBug skips a test that shows a filed bug, until the fix lands. The
-// bug's description is in /tmp/hardening-bugs.md.
-func hardSkipBug(tb testing.TB, n int) {
-	tb.Helper()
-	tb.Skipf("bug: see /tmp/hardening-bugs.md, BUG-%d", n)
-}
-
 // TestHardeningOriginForms checks the forms of a configured origin one by
 // one: what New refuses, and which request origins each accepted form lets
 // in.

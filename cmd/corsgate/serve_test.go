@@ -4,7 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +23,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -411,5 +420,138 @@ func serveWriteDescriptors(t *testing.T, path string, fd protoreflect.FileDescri
 	}
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// serveCerts writes a CA and a certificate for 127.0.0.1 signed by it, and
+// returns their paths and the CA pool.
+func serveCerts(t *testing.T) (caPEM, certPEM, keyPEM string, pool *x509.CertPool) {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "corsgate test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:     []string{"backend.test"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, certPEM, keyPEM = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	serveWriteFile(t, caPEM, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))
+	serveWriteFile(t, certPEM, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	serveWriteFile(t, keyPEM, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
+	pool = x509.NewCertPool()
+	pool.AddCert(ca)
+	return caPEM, certPEM, keyPEM, pool
+}
+
+// TestServeTLS runs TLS on both sides: the backend verified with
+// --backend-ca (and --backend-server-name), the gateway serving HTTP/1.1 and
+// HTTP/2 (ALPN) with --tls-cert and --tls-key.
+func TestServeTLS(t *testing.T) {
+	t.Parallel()
+	caPEM, certPEM, keyPEM, pool := serveCerts(t)
+	cert, err := tls.LoadX509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := greetd.NewServer(nil, grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})))
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{name: "https URL", args: []string{"--backend", "https://" + lis.Addr().String(), "--backend-ca", caPEM}},
+		{name: "server name", args: []string{"--backend", lis.Addr().String(), "--backend-ca", caPEM, "--backend-server-name", "backend.test"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// startServe's health probe speaks plain HTTP; probe over TLS here instead.
+			ctx, cancel := context.WithCancel(context.Background())
+			out := &syncBuffer{}
+			errOut := &syncBuffer{}
+			done := make(chan int, 1)
+			args := append([]string{"serve", "--listen", "127.0.0.1:0", "--tls-cert", certPEM, "--tls-key", keyPEM, "--allow-origin", serveOrigin}, tt.args...)
+			go func() { done <- run(ctx, args, out, errOut) }()
+			t.Cleanup(func() {
+				cancel()
+				<-done
+			})
+			var url string
+			deadline := time.Now().Add(10 * time.Second)
+			for url == "" {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(out.String()), "Gateway: "); ok {
+					url = v
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no URL; stderr %s", errOut.String())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !strings.HasPrefix(url, "https://") {
+				t.Fatalf("url %q", url)
+			}
+			tr := &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, ForceAttemptHTTP2: true}
+			t.Cleanup(tr.CloseIdleConnections)
+			hc := &http.Client{Transport: serveOriginRT{tr}}
+			for name, opts := range map[string][]connect.ClientOption{"grpc-web": {connect.WithGRPCWeb()}, "grpc": {connect.WithGRPC()}} {
+				client := greetv1connect.NewGreetServiceClient(hc, url, opts...)
+				var res *connect.Response[greetv1.GreetResponse]
+				for {
+					res, err = client.Greet(context.Background(), connect.NewRequest(&greetv1.GreetRequest{Name: "Tls"}))
+					if err == nil || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(20 * time.Millisecond) // descriptors still loading
+				}
+				if err != nil {
+					t.Fatalf("%s: %v; stderr %s", name, err, errOut.String())
+				}
+				if res.Msg.GetGreeting() != "Hello, Tls!" {
+					t.Errorf("%s: %v", name, res.Msg)
+				}
+			}
+		})
 	}
 }
