@@ -51,12 +51,23 @@ func tooLarge(size uint32, limit int) *rpcStatus {
 		"message of "+strconv.FormatUint(uint64(size), 10)+" bytes is larger than the limit of "+strconv.Itoa(limit)+" bytes")
 }
 
+// badRequestFlags is the status of a request frame with flags a client never
+// sends: gRPC knows only the compressed bit, and gRPC-Web's trailers flag
+// (0x80) and Connect's end-stream flag (0x02) are for responses only.
+func badRequestFlags(flags byte) *rpcStatus {
+	const hex = "0123456789abcdef"
+	return errorf(connect.CodeInvalidArgument,
+		"request frame with flags 0x"+string([]byte{hex[flags>>4], hex[flags&15]})+": clients send only 0x00 or 0x01")
+}
+
 // frameScanner follows the frame boundaries of a byte stream passed through
 // in arbitrary chunks, without copying, so that a pass-through copy can
 // enforce the message size limit and tell whether it stopped between frames.
-// The zero value with max set is ready.
+// The zero value with max set is ready; set request to check a client's
+// frames, which may carry no flag but the compressed bit.
 type frameScanner struct {
 	max       int
+	request   bool
 	hdr       [headerLen]byte
 	hdrN      int    // header bytes seen of the current frame
 	remaining uint32 // payload bytes still to come in the current frame
@@ -64,7 +75,8 @@ type frameScanner struct {
 }
 
 // scan advances over p. It returns a *rpcStatus with RESOURCE_EXHAUSTED when
-// a frame header announces more than max bytes.
+// a frame header announces more than max bytes, and with INVALID_ARGUMENT
+// when a request frame has flags other than the compressed bit.
 func (s *frameScanner) scan(p []byte) error {
 	for len(p) > 0 {
 		if s.remaining > 0 {
@@ -83,6 +95,9 @@ func (s *frameScanner) scan(p []byte) error {
 		}
 		s.hdrN = 0
 		s.frames++
+		if s.request && s.hdr[0]&^flagCompressed != 0 {
+			return badRequestFlags(s.hdr[0])
+		}
 		size := binary.BigEndian.Uint32(s.hdr[1:])
 		if s.max > 0 && int64(size) > int64(s.max) {
 			return tooLarge(size, s.max)
@@ -189,20 +204,26 @@ func (s *scanningReader) status() *rpcStatus {
 	return s.err
 }
 
-// frameReader reads whole frames.
+// frameReader reads whole frames. With request set it refuses frames with
+// flags other than the compressed bit, as frameScanner does.
 type frameReader struct {
-	r   io.Reader
-	max int
-	hdr [headerLen]byte
+	r       io.Reader
+	max     int
+	request bool
+	hdr     [headerLen]byte
 }
 
 // next reads one frame's payload into buf (which it resets). At a clean end
 // of stream it returns io.EOF; a stream cut inside a frame gives
-// io.ErrUnexpectedEOF; a frame over max gives RESOURCE_EXHAUSTED.
+// io.ErrUnexpectedEOF; a frame over max gives RESOURCE_EXHAUSTED; a request
+// frame with other flags than the compressed bit gives INVALID_ARGUMENT.
 func (f *frameReader) next(buf *bytes.Buffer) (flags byte, err error) {
 	buf.Reset()
 	if _, err := io.ReadFull(f.r, f.hdr[:]); err != nil {
 		return 0, err // io.EOF when nothing was read
+	}
+	if f.request && f.hdr[0]&^flagCompressed != 0 {
+		return 0, badRequestFlags(f.hdr[0])
 	}
 	size := binary.BigEndian.Uint32(f.hdr[1:])
 	if f.max > 0 && int64(size) > int64(f.max) {

@@ -65,6 +65,9 @@ const maxBufferedResponse = 64 << 20
 // DefaultReflectionInterval is the default of [Config.ReflectionInterval].
 const DefaultReflectionInterval = time.Minute
 
+// DefaultStallTimeout is the default of [Config.StallTimeout].
+const DefaultStallTimeout = 30 * time.Second
+
 // Config configures a [Gateway]. Only Backend is required.
 type Config struct {
 	// Backend is the gRPC server: "host:port" or "http://host:port" for
@@ -99,6 +102,13 @@ type Config struct {
 	// 64 MiB. The default (zero) is [DefaultMaxMessageSize]; negative is
 	// refused.
 	MaxMessageSize int
+	// StallTimeout bounds how long one write to a client may block: a
+	// client that stops reading for that long (up to an eighth more) has
+	// its call aborted, and the backend stream, with what it buffered, is
+	// released. It is a progress deadline, not a write timeout: a stream
+	// whose client keeps reading runs for as long as it lasts. The default
+	// (zero) is [DefaultStallTimeout]; a negative value disables it.
+	StallTimeout time.Duration
 	// Logger receives the gateway's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics, when not nil, counts calls, latencies and backend errors.
@@ -115,6 +125,7 @@ type Gateway struct {
 	maxMsg    int
 	maxResp   int // bound of a response message the gateway must hold whole
 	interval  time.Duration
+	stall     time.Duration // 0: no progress deadline
 	reflect   bool
 	scheme    string
 	authority string
@@ -211,6 +222,12 @@ func New(cfg Config) (*Gateway, error) {
 	if g.interval == 0 {
 		g.interval = DefaultReflectionInterval
 	}
+	switch {
+	case cfg.StallTimeout == 0:
+		g.stall = DefaultStallTimeout
+	case cfg.StallTimeout > 0:
+		g.stall = cfg.StallTimeout
+	}
 	g.transport = newTransport(useTLS, cfg.BackendTLS, authority)
 	g.client = &http.Client{Transport: g.transport}
 	g.healthPfx, g.health = g.newHealthHandler()
@@ -265,9 +282,18 @@ func parseBackend(backend string) (scheme, authority string, useTLS bool, err er
 }
 
 // newTransport is the backend's one connection pool: HTTP/2 only, over h2c
-// or TLS, one connection per backend while its stream limit allows, wide
-// flow-control windows so that streams run at the backend's pace, and idle
+// or TLS, one connection per backend while its stream limit allows, and idle
 // connections pinged so that a dead backend is noticed.
+//
+// Flow control: Go's HTTP/2 client returns a connection's credit only as
+// response bodies are read (golang/go#16510), and the gateway reads a
+// stream only as fast as its client takes the bytes. A client that stops
+// reading therefore pins its stream's unread window on the shared
+// connection. The stream window is kept small (a stuck client pins at most
+// backendStreamWindow, in memory too) and the connection window large (it is
+// a window, not an allocation), so that thousands of stuck clients, not a
+// handful, would be needed to stall the connection; StallTimeout then
+// releases them.
 func newTransport(useTLS bool, tlsConf *tls.Config, authority string) *http.Transport {
 	var protocols http.Protocols
 	if useTLS {
@@ -295,14 +321,19 @@ func newTransport(useTLS bool, tlsConf *tls.Config, authority string) *http.Tran
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     5 * time.Minute,
 		HTTP2: &http.HTTP2Config{
-			// Wide flow-control windows let streams run at the backend's pace.
-			MaxReceiveBufferPerConnection: 16 << 20,
-			MaxReceiveBufferPerStream:     4 << 20,
+			MaxReceiveBufferPerConnection: backendConnWindow,
+			MaxReceiveBufferPerStream:     backendStreamWindow,
 			SendPingTimeout:               30 * time.Second,
 			PingTimeout:                   15 * time.Second,
 		},
 	}
 }
+
+// The backend connection's flow-control windows (see newTransport).
+const (
+	backendStreamWindow = 256 << 10
+	backendConnWindow   = 1 << 30
+)
 
 // ServeHTTP serves one request: a CORS preflight, an RPC in any of the
 // accepted protocols, /healthz or grpc.health.v1.Health.
@@ -426,7 +457,11 @@ func (g *Gateway) newState(files *protoregistry.Files) (*state, error) {
 		g.serveRPC(st, w, r)
 	})
 	if g.policy != nil {
-		inner = g.policy.Handler(table, inner)
+		rpc := inner
+		inner = g.policy.Handler(table, rpc)
+		if files == nil && g.reflect && g.services == nil {
+			inner = &provisional{g: g, fallback: inner, rpc: rpc}
+		}
 	}
 	st.handler = inner
 	return st, nil

@@ -290,19 +290,15 @@ func TestHardeningSlowClients(t *testing.T) {
 		name             string
 		slowloris        int
 		stuckH1, stuckH2 int
-		bug              int
 	}{
 		{name: "slowloris", slowloris: 100},
-		{name: "never-reading HTTP/1.1 clients", stuckH1: 8, bug: 6},
-		{name: "never-reading h2c clients", stuckH2: 8, bug: 6},
-		{name: "all at once", slowloris: 100, stuckH1: 8, stuckH2: 8, bug: 6},
+		{name: "never-reading HTTP/1.1 clients", stuckH1: 8},
+		{name: "never-reading h2c clients", stuckH2: 8},
+		{name: "all at once", slowloris: 100, stuckH1: 8, stuckH2: 8},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if tt.bug != 0 {
-				hardSkipBug(t, tt.bug)
-			}
 			hardRunSlowClients(t, tt.slowloris, tt.stuckH1, tt.stuckH2)
 		})
 	}
@@ -465,7 +461,6 @@ const hardMaxBufferedPerStuckClient = 1 << 20
 // what makes many of them exhaust memory or the shared connection to the
 // backend. Not parallel: heap figures count the whole process.
 func TestHardeningNeverReadingClientMemory(t *testing.T) {
-	hardSkipBug(t, 6)
 	const stuck = 16
 	backend := hardStartBackendAddr(t)
 	policy, err := interceptor.New(interceptor.WithAllowedOrigins(testOrigin))

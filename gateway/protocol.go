@@ -57,6 +57,8 @@ type call struct {
 	body requestBody
 	// wrote reports that response headers went to the client.
 	wrote bool
+	// sw is w with a progress deadline, when the gateway has one.
+	sw    stallWriter
 	start time.Time
 	// deadline is the client's deadline, zero without one.
 	deadline time.Time
@@ -74,6 +76,10 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &call{g: g, st: st, w: w, r: r, ctx: r.Context(), proto: p, codec: codec}
+	if g.stall > 0 {
+		c.sw = stallWriter{ResponseWriter: w, stall: g.stall}
+		c.w = &c.sw
+	}
 	rt := st.routes[r.URL.Path]
 	if rt == nil {
 		if !st.loaded {

@@ -64,6 +64,9 @@ func (grpcPass) respond(c *call, resp *http.Response) *rpcStatus {
 	st := finalStatus(resp)
 	if _, ok := resp.Trailer["Grpc-Status"]; ok {
 		for k, v := range resp.Trailer {
+			if strings.HasPrefix(k, "Access-Control-") {
+				continue // the gateway's policy alone decides CORS
+			}
 			h[http.TrailerPrefix+k] = v
 		}
 	} else {

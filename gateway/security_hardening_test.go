@@ -59,9 +59,6 @@ func TestHardeningBackendCORSHeadersRemoved(t *testing.T) {
 			name := k.name + map[bool]string{true: "/allowed", false: "/refused origin"}[allowed]
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				if k.proto == "grpc" {
-					hardSkipBug(t, 7)
-				}
 				base := httpClient(t, k.h2).Transport.(originTransport).next
 				hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 					r = r.Clone(r.Context())

@@ -34,7 +34,7 @@ func (c *call) framedRequest(out *http.Request, body io.Reader, encoding string)
 		if st != nil {
 			return st
 		}
-		sc := frameScanner{max: c.g.maxMsg}
+		sc := frameScanner{max: c.g.maxMsg, request: true}
 		if err := sc.scan(data); err != nil {
 			return err.(*rpcStatus) //nolint:errcheck // scan returns only *rpcStatus
 		}
@@ -55,9 +55,9 @@ func (c *call) framedRequest(out *http.Request, body io.Reader, encoding string)
 		setBodyBytes(out, data)
 		return nil
 	}
-	sr := &scanningReader{r: body, scanner: frameScanner{max: c.g.maxMsg}}
+	sr := &scanningReader{r: body, scanner: frameScanner{max: c.g.maxMsg, request: true}}
 	if checkGzip {
-		sr.whole = &wholeFrames{fr: frameReader{r: body, max: c.g.maxMsg}, max: c.g.maxMsg}
+		sr.whole = &wholeFrames{fr: frameReader{r: body, max: c.g.maxMsg, request: true}, max: c.g.maxMsg}
 	}
 	c.body = sr
 	out.Body = clientBody{sr, c.r.Body}
@@ -117,7 +117,7 @@ func setBodyBytes(out *http.Request, data []byte) {
 // JSON: each message is decompressed (encoding is the client's message
 // encoding), checked, and re-encoded in the binary form.
 func (c *call) transcodedRequest(out *http.Request, body io.Reader, encoding string) *rpcStatus {
-	tr := &transcodeReader{c: c, src: frameReader{r: body, max: c.g.maxMsg}, encoding: encoding}
+	tr := &transcodeReader{c: c, src: frameReader{r: body, max: c.g.maxMsg, request: true}, encoding: encoding}
 	if c.route.streamType&connect.StreamTypeClient == 0 {
 		data, err := io.ReadAll(tr)
 		if err != nil {
@@ -202,7 +202,7 @@ func (c *call) pump(dst io.Writer, resp *http.Response) (boundary bool, err erro
 				return before, err
 			}
 			if _, err := dst.Write(buf[:n]); err != nil {
-				return false, err
+				return false, clientWriteFailed(err)
 			}
 			if stream {
 				c.flush()
@@ -251,7 +251,7 @@ func (c *call) pumpJSON(dst io.Writer, resp *http.Response, stream bool) (bool, 
 		out.Write(appendFrameHeader(out.AvailableBuffer(), 0, len(msg)))
 		out.Write(msg)
 		if _, err := dst.Write(out.Bytes()); err != nil {
-			return false, err
+			return false, clientWriteFailed(err)
 		}
 		if stream {
 			c.flush()

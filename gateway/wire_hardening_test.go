@@ -199,7 +199,6 @@ func TestHardeningGRPCWebClientTrailers(t *testing.T) {
 			name := tt.name + map[bool]string{false: "/binary", true: "/text"}[text]
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				hardSkipBug(t, 1)
 				e := newHardBadInputEnv(t)
 				body, ct := tt.body, "application/grpc-web+proto"
 				if text {
@@ -216,7 +215,6 @@ func TestHardeningGRPCWebClientTrailers(t *testing.T) {
 		// sends the end-stream flag (0x02) or the trailers flag.
 		t.Run(tt.name+"/connect stream", func(t *testing.T) {
 			t.Parallel()
-			hardSkipBug(t, 1)
 			e := newHardBadInputEnv(t)
 			res := hardPost(t, e.gwURL, hardGreetPrefix+"GreetMany", "application/connect+proto", tt.body, nil)
 			if res.status != http.StatusOK {
@@ -234,13 +232,6 @@ func TestHardeningGRPCWebClientTrailers(t *testing.T) {
 			}
 		})
 	}
-}
-
-// hardSkipBug skips a test that shows a filed bug, until the fix lands. The
-// bug's description is in /tmp/hardening-bugs.md.
-func hardSkipBug(tb testing.TB, n int) {
-	tb.Helper()
-	tb.Skipf("bug: see /tmp/hardening-bugs.md, BUG-%d", n)
 }
 
 // hardCheckGRPCWebError checks a gRPC-Web error answer: HTTP 200, a gRPC-Web

@@ -28,6 +28,10 @@ import (
 
 func init() { register(newServeCmd) }
 
+// flagBackendInsecure turns off the verification of the backend's
+// certificate.
+const flagBackendInsecure = "backend-insecure-skip-verify"
+
 const (
 	defaultServeListen   = "127.0.0.1:8080"
 	defaultShutdownGrace = 15 * time.Second
@@ -38,6 +42,9 @@ const (
 	serveMaxHeaderBytes = 64 << 10
 	// serveIdleTimeout closes keep-alive connections left idle.
 	serveIdleTimeout = 2 * time.Minute
+	// serveDrainTimeout is how long, after the grace, the canceled calls get
+	// to write their final status before the connections are closed.
+	serveDrainTimeout = time.Second
 )
 
 // serveConfig holds the values of corsgate serve's flags, after --config.
@@ -48,6 +55,7 @@ type serveConfig struct {
 	backendTLS        bool
 	backendCA         string
 	backendServerName string
+	backendInsecure   bool
 	tlsCert           string
 	tlsKey            string
 	descriptors       string
@@ -71,7 +79,9 @@ else the backend's server reflection, refreshed every minute.
 
 --listen speaks HTTP/1.1 and HTTP/2 without TLS (h2c), or HTTP/1.1 and HTTP/2
 over TLS with --tls-cert and --tls-key. The backend is reached over h2c, or TLS
-with an https:// --backend, --backend-tls, --backend-ca or --backend-server-name.
+with an https:// --backend, --backend-tls, --backend-ca or --backend-server-name;
+the backend's certificate is always verified, unless
+--backend-insecure-skip-verify (test setups only) turns that off with a warning.
 Only procedures in the descriptors are served; others get UNIMPLEMENTED.
 
 GET /healthz answers 200 when the backend is healthy (grpc.health.v1 when it
@@ -104,6 +114,7 @@ command line win.`,
 	fs.BoolVar(&cfg.backendTLS, "backend-tls", false, "use TLS to the backend even for host:port")
 	fs.StringVar(&cfg.backendCA, "backend-ca", "", "PEM file of CAs that verify the backend (implies TLS); default: the system's")
 	fs.StringVar(&cfg.backendServerName, "backend-server-name", "", "name to verify in the backend's certificate (implies TLS); default: the backend's host")
+	fs.BoolVar(&cfg.backendInsecure, flagBackendInsecure, false, "use TLS to the backend WITHOUT verifying its certificate (implies TLS; test setups only; logs a warning)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate to serve TLS with (with --tls-key)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&cfg.descriptors, "descriptors", "", "buf image or binary FileDescriptorSet of the backend's services; default: server reflection")
@@ -161,6 +172,9 @@ func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
 	backendTLS, err := cfg.backendTLSConfig()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.backendInsecure {
+		log.Warn("corsgate serve: backend certificate verification is OFF (--" + flagBackendInsecure + "); anyone on the path to the backend can read and change calls")
 	}
 	var files *protoregistry.Files
 	if cfg.descriptors != "" {
@@ -273,10 +287,16 @@ func (c *serveConfig) validate() error {
 // backendTLSConfig is the TLS configuration to the backend, nil for h2c
 // (or for an https:// backend verified with the system's roots).
 func (c *serveConfig) backendTLSConfig() (*tls.Config, error) {
-	if !c.backendTLS && c.backendCA == "" && c.backendServerName == "" {
+	if !c.backendTLS && c.backendCA == "" && c.backendServerName == "" && !c.backendInsecure {
 		return nil, nil
 	}
 	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.backendServerName}
+	if c.backendInsecure {
+		if c.backendCA != "" {
+			return nil, cliflags.Usagef("--%s with --backend-ca: the CA would not be used; drop one", flagBackendInsecure)
+		}
+		conf.InsecureSkipVerify = true //nolint:gosec // asked for explicitly, and logged
+	}
 	if c.backendCA != "" {
 		pem, err := os.ReadFile(c.backendCA)
 		if err != nil {
@@ -324,7 +344,14 @@ func (s *serveServer) Serve(ctx context.Context, ln, metricsLn net.Listener) err
 	if err := s.srv.Shutdown(shutdownCtx); err != nil {
 		s.log.Warn("corsgate serve: grace expired; canceling the calls still open")
 		s.stop()
-		_ = s.srv.Close()
+		// The canceled handlers write their final status (CANCELED) and
+		// return; give them a moment before the connections close under
+		// them, so that every stream ends with a status, not a cut.
+		drainCtx, cancelDrain := context.WithTimeout(context.Background(), serveDrainTimeout)
+		defer cancelDrain()
+		if err := s.srv.Shutdown(drainCtx); err != nil {
+			_ = s.srv.Close()
+		}
 	}
 	_ = s.gw.Close()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {

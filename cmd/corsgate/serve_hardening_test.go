@@ -259,7 +259,7 @@ func hardTLSBackend(t *testing.T, cert hardCert) string {
 }
 
 // hardInsecureFlagNames are names a flag that skips backend verification could
-// have; none exists yet (BUG-8).
+// have (BUG-8 added backend-insecure-skip-verify).
 var hardInsecureFlagNames = []string{"backend-insecure-skip-verify", "backend-insecure", "backend-tls-insecure", "backend-skip-verify"}
 
 // TestHardeningServeBackendTLSVerifies puts a TLS backend with a
@@ -327,7 +327,7 @@ func TestHardeningServeBackendTLSVerifies(t *testing.T) {
 			}
 		}
 		if flag == "" {
-			hardSkipBug(t, 8)
+			t.Fatalf("corsgate serve has none of the flags %q", hardInsecureFlagNames)
 		}
 		url, stderr, _, _ := hardStartServe(t, "--backend", backend, "--backend-tls", "--"+flag,
 			"--allow-origin", serveOrigin, "--descriptors", descriptors)
@@ -630,7 +630,6 @@ func TestHardeningServeSIGTERM(t *testing.T) {
 	// gateway writes CANCELED), not a connection cut under it, which the
 	// client can only report as a broken message.
 	t.Run("streams end with a status", func(t *testing.T) {
-		hardSkipBug(t, 9)
 		for _, r := range results {
 			code := connect.CodeOf(r.err)
 			if code != connect.CodeCanceled && code != connect.CodeUnavailable && code != connect.CodeDeadlineExceeded {
@@ -705,11 +704,4 @@ func TestHardeningServeHugeHeaders(t *testing.T) {
 	if res := preflight(t, rs.url+"/greet.v1.GreetService/Greet", "POST", "content-type"); res.StatusCode != http.StatusNoContent {
 		t.Errorf("a sane preflight after the hostile ones: %d", res.StatusCode)
 	}
-}
-
-// hardSkipBug skips a test that shows a filed bug, until the fix lands. The
-// bug's description is in /tmp/hardening-bugs.md.
-func hardSkipBug(tb testing.TB, n int) {
-	tb.Helper()
-	tb.Skipf("bug: see /tmp/hardening-bugs.md, BUG-%d", n)
 }

@@ -184,6 +184,8 @@ func TestServeUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	badYAML := filepath.Join(dir, "bad.yaml")
 	serveWriteFile(t, badYAML, "backend: 127.0.0.1:1\nlisen: 127.0.0.1:0\n")
+	insecureYAML := filepath.Join(dir, "insecure.yaml")
+	serveWriteFile(t, insecureYAML, "backend: 127.0.0.1:1\nbackend-ca: ca.pem\nbackend-insecure-skip-verify: true\n")
 	notDescriptors := filepath.Join(dir, "junk.binpb")
 	serveWriteFile(t, notDescriptors, "not a descriptor set")
 	tests := []struct {
@@ -203,6 +205,8 @@ func TestServeUsageErrors(t *testing.T) {
 		{name: "unknown config key", args: []string{"--config", badYAML}, want: "lisen"},
 		{name: "bad descriptors", args: []string{"--backend", "127.0.0.1:1", "--descriptors", notDescriptors}, want: "--descriptors"},
 		{name: "missing CA", args: []string{"--backend", "127.0.0.1:1", "--backend-ca", filepath.Join(dir, "ca.pem")}, want: "--backend-ca"},
+		{name: "skip verify with CA", args: []string{"--backend", "127.0.0.1:1", "--backend-ca", "ca.pem", "--backend-insecure-skip-verify"}, want: "--backend-insecure-skip-verify with --backend-ca"},
+		{name: "skip verify with CA, config", args: []string{"--config", insecureYAML}, want: "--backend-insecure-skip-verify with --backend-ca"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -64,6 +64,9 @@ type File struct {
 	BackendCA string `json:"backend-ca,omitempty"`
 	// BackendServerName is the name verified in the backend's certificate.
 	BackendServerName string `json:"backend-server-name,omitempty"`
+	// BackendInsecureSkipVerify dials the backend with TLS without verifying
+	// its certificate: for test setups only; corsgate serve logs a warning.
+	BackendInsecureSkipVerify bool `json:"backend-insecure-skip-verify,omitempty"`
 	// TLSCert and TLSKey are the gateway's PEM certificate and key; both or neither.
 	TLSCert string `json:"tls-cert,omitempty"`
 	TLSKey  string `json:"tls-key,omitempty"`

@@ -15,14 +15,15 @@ import (
 // refuse at start. TestHardeningEveryKeyRefused fails when a key has no
 // entry, so a new key needs its bad values here.
 var hardInvalidValues = map[string][]string{
-	"listen":              {`"nope"`, `":70000"`, `"127.0.0.1:-1"`, `"a b:80"`, `[":80"]`, `{a: 1}`, `true`},
-	"backend":             {`""`, `"greetd"`, `"ftp://g:1"`, `"http://g:1/x"`, `"https://u:p@g:1"`, `"g:0"`, `"http://[::1"`, `42`},
-	"backend-tls":         {`"maybe"`, `2`, `[true]`},
-	"backend-ca":          {`""`, `"a\0b"`, `[ca.pem]`},
-	"backend-server-name": {`""`, `"a b"`, `"g:443"`, `"` + strings.Repeat("a", 254) + `"`},
-	"tls-cert":            {`""`, `"c\0"`},
-	"tls-key":             {`""`, `"k\0"`},
-	"descriptors":         {`""`, `"d\0"`, `{a: b}`},
+	"listen":                       {`"nope"`, `":70000"`, `"127.0.0.1:-1"`, `"a b:80"`, `[":80"]`, `{a: 1}`, `true`},
+	"backend":                      {`""`, `"greetd"`, `"ftp://g:1"`, `"http://g:1/x"`, `"https://u:p@g:1"`, `"g:0"`, `"http://[::1"`, `42`},
+	"backend-tls":                  {`"maybe"`, `2`, `[true]`},
+	"backend-ca":                   {`""`, `"a\0b"`, `[ca.pem]`},
+	"backend-insecure-skip-verify": {`"maybe"`, `2`, `[true]`},
+	"backend-server-name":          {`""`, `"a b"`, `"g:443"`, `"` + strings.Repeat("a", 254) + `"`},
+	"tls-cert":                     {`""`, `"c\0"`},
+	"tls-key":                      {`""`, `"k\0"`},
+	"descriptors":                  {`""`, `"d\0"`, `{a: b}`},
 	"allow-origin": {`["null"]`, `[""]`, `["https://a.example.com/"]`, `["a.example.com"]`, `["https://*.com"]`,
 		`["https://*example.com"]`, `["https://u@a.example.com"]`, `["https://bücher.example"]`, `"https://a.example.com"`,
 		`["*", "https://a.example.com"]`},
