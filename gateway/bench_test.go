@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/vanguard"
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
 
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
@@ -21,17 +22,18 @@ import (
 // ns/op covers all three; they compare designs, not absolute speeds (see
 // internal/bench for the process-level comparison with grpcwebproxy).
 //
-// "improbable" is the starting design of the issue: grpcweb.WrapHandler
-// around an httputil.ReverseProxy over h2c, hardened as REFERENCE.md says.
+// "improbable" and "vanguard" are the starting designs of the issue:
+// grpcweb.WrapHandler (gRPC-Web) and vanguard's transcoder (Connect) around an
+// httputil.ReverseProxy over h2c, hardened as REFERENCE.md says.
 
-func improbableProxy(tb testing.TB, backend string) string {
+func hardenedReverseProxy(tb testing.TB, backend string) *httputil.ReverseProxy {
 	tb.Helper()
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
 	tr := &http.Transport{Protocols: &p, DisableCompression: true, TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
 	tb.Cleanup(tr.CloseIdleConnections)
 	target := &url.URL{Scheme: "http", Host: backend}
-	rp := &httputil.ReverseProxy{
+	return &httputil.ReverseProxy{
 		Transport:     tr,
 		FlushInterval: -1,
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -45,10 +47,27 @@ func improbableProxy(tb testing.TB, backend string) string {
 			return nil
 		},
 	}
-	wrapped := grpcweb.WrapHandler(rp,
+}
+
+func improbableProxy(tb testing.TB, backend string) string {
+	tb.Helper()
+	wrapped := grpcweb.WrapHandler(hardenedReverseProxy(tb, backend),
 		grpcweb.WithOriginFunc(func(string) bool { return true }),
 		grpcweb.WithCorsForRegisteredEndpointsOnly(false))
 	return serveHandler(tb, wrapped)
+}
+
+func vanguardProxy(tb testing.TB, backend string) string {
+	tb.Helper()
+	rp := hardenedReverseProxy(tb, backend)
+	svc := vanguard.NewService(greetv1connect.GreetServiceName, rp,
+		vanguard.WithTargetProtocols(vanguard.ProtocolGRPC),
+		vanguard.WithTargetCodecs(vanguard.CodecProto))
+	tc, err := vanguard.NewTranscoder([]*vanguard.Service{svc})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return serveHandler(tb, tc)
 }
 
 func benchClient(tb testing.TB, url string, h2 bool, opts ...connect.ClientOption) greetv1connect.GreetServiceClient {
@@ -69,6 +88,7 @@ func BenchmarkUnary(b *testing.B) {
 	g, gw := startGateway(b, backend)
 	waitReady(b, g)
 	peer := improbableProxy(b, backend)
+	vg := vanguardProxy(b, backend)
 	name := strings.Repeat("n", 1024)
 	cases := []struct {
 		name string
@@ -79,6 +99,7 @@ func BenchmarkUnary(b *testing.B) {
 		{name: "corsgate/grpcweb/h1", url: gw, opts: []connect.ClientOption{connect.WithGRPCWeb()}},
 		{name: "improbable/grpcweb/h1", url: peer, opts: []connect.ClientOption{connect.WithGRPCWeb()}},
 		{name: "corsgate/connect/h1", url: gw},
+		{name: "vanguard/connect/h1", url: vg},
 		{name: "corsgate/grpcweb/h2c", url: gw, h2: true, opts: []connect.ClientOption{connect.WithGRPCWeb()}},
 		{name: "corsgate/grpc/h2c", url: gw, h2: true, opts: []connect.ClientOption{connect.WithGRPC()}},
 		{name: "native/grpc/h2c", url: "http://" + backend, h2: true, opts: []connect.ClientOption{connect.WithGRPC()}},
