@@ -24,12 +24,6 @@ const (
 
 var clients = []string{clientConnect, clientConnectGRPCW, clientGRPCWebText, clientGRPCWebBin}
 
-// serves reports whether the API of mode m speaks the client's protocol:
-// connect-go (drop-in) has no gRPC-Web text; the gateway has it.
-func serves(m mode, client string) bool {
-	return m != dropIn || client != clientGRPCWebText
-}
-
 // streams reports whether the client can receive a server stream.
 func streams(client string) bool {
 	return client != clientGRPCWebBin
@@ -78,15 +72,6 @@ func wantOK(t *testing.T, r runResult) {
 	}
 }
 
-// wantUnservedText checks what grpc-web's text mode gets from connect-go:
-// 415, since connect-go serves binary gRPC-Web only.
-func wantUnservedText(t *testing.T, r runResult) {
-	t.Helper()
-	if r.OK || r.HTTPStatus != http.StatusUnsupportedMediaType {
-		t.Fatalf("grpc-web text against connect-go: want HTTP 415, got %v", r)
-	}
-}
-
 // TestUnary: every client calls Greet and SetGreeting across origins; Greet's
 // response header and trailer are readable, authorization and x-request-id
 // reach the service, and connect-web's Connect transport sends Greet as GET.
@@ -102,10 +87,6 @@ func TestUnary(t *testing.T) {
 					p := openPage(t, e.pageURL, e.apiURL)
 					id := newRequestID()
 					r := p.run(runOptions{Client: client, Method: "Greet", Target: e.apiURL, Name: "Ada", Headers: authHeaders(id)})
-					if !serves(m, client) {
-						wantUnservedText(t, r)
-						return
-					}
 					wantOK(t, r)
 					wantMessages(t, r, `{"greeting":"Hello, Ada!"}`)
 					if got := r.Headers["x-greet-version"]; got != "1" {
@@ -156,7 +137,7 @@ func TestServerStream(t *testing.T) {
 			t.Parallel()
 			e := startEnv(t, envConfig{mode: m})
 			for _, client := range clients {
-				if !streams(client) || !serves(m, client) {
+				if !streams(client) {
 					continue
 				}
 				t.Run(client, func(t *testing.T) {
@@ -185,9 +166,6 @@ func TestErrorDetails(t *testing.T) {
 			t.Parallel()
 			e := startEnv(t, envConfig{mode: m})
 			for _, client := range clients {
-				if !serves(m, client) {
-					continue
-				}
 				t.Run(client, func(t *testing.T) {
 					t.Parallel()
 					p := openPage(t, e.pageURL, e.apiURL)

@@ -26,22 +26,16 @@ type rowState struct {
 }
 
 // wantStates is what "Run all" shows per client and case (the ids of the
-// page's table) in mode m: ok, error (a failure the page shows on purpose)
-// or unsupported (the page does not try).
-func wantStates(m mode) map[string]string {
+// page's table), the same in drop-in and gateway mode: ok, error (a
+// failure the page shows on purpose) or unsupported (the page does not try).
+func wantStates() map[string]string {
 	want := map[string]string{}
 	for _, client := range clients {
-		st := func(s string) string {
-			if !serves(m, client) && s == "ok" {
-				return "error"
-			}
-			return s
-		}
-		want[client+"/greet"] = st("ok")
+		want[client+"/greet"] = "ok"
 		want[client+"/greet-error"] = "error"
-		want[client+"/set-greeting"] = st("ok")
+		want[client+"/set-greeting"] = "ok"
 		if streams(client) {
-			want[client+"/greet-stream"] = st("ok")
+			want[client+"/greet-stream"] = "ok"
 		} else {
 			want[client+"/greet-stream"] = "unsupported"
 		}
@@ -249,7 +243,7 @@ func TestDemoCommand(t *testing.T) {
 	if target != api {
 		t.Fatalf("the page targets %q, want the demo's API %q (from config.json)", target, api)
 	}
-	saveScreenshot(t, p.runAll(wantStates(dropIn)), true)
+	saveScreenshot(t, p.runAll(wantStates()), true)
 
 	calls := debugCalls(t, api)
 	var greetGET, reset int
@@ -308,5 +302,5 @@ func TestRunAllGateway(t *testing.T) {
 	e := startEnv(t, envConfig{mode: viaGateway})
 	p := &page{t: t, ctx: newTab(t)}
 	p.navigate(fmt.Sprintf("%s/?gateway=%s", e.pageURL, url.QueryEscape(e.apiURL)))
-	saveScreenshot(t, p.runAll(wantStates(viaGateway)), false)
+	saveScreenshot(t, p.runAll(wantStates()), false)
 }

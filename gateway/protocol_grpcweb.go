@@ -1,14 +1,16 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"connectrpc.com/connect"
+
+	"github.com/corsgate/corsgate/internal/grpcwebtext"
 )
 
 // grpcWeb is gRPC-Web, binary (application/grpc-web[+proto|+json]) or text
@@ -235,72 +237,21 @@ func (b base64Writer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// base64Reader decodes a gRPC-Web text request body: base64 in which every
-// chunk the client sent may carry its own padding, with whitespace ignored.
+// newBase64Reader decodes a gRPC-Web text request body as it streams (see
+// [grpcwebtext.Reader]); invalid base64 reads as INVALID_ARGUMENT.
+func newBase64Reader(r io.Reader) io.Reader {
+	return base64Reader{r: grpcwebtext.NewReader(r)}
+}
+
 type base64Reader struct {
-	r       io.Reader
-	in      []byte // undecoded characters, whitespace removed
-	out     []byte // decoded bytes not yet returned
-	readBuf []byte
-	err     error
+	r *grpcwebtext.Reader
 }
 
-func newBase64Reader(r io.Reader) *base64Reader {
-	return &base64Reader{r: r, readBuf: make([]byte, 8<<10)}
-}
-
-func (b *base64Reader) Read(p []byte) (int, error) {
-	for len(b.out) == 0 {
-		if b.err != nil {
-			if b.err == io.EOF && len(b.in) > 0 {
-				b.err = io.ErrUnexpectedEOF
-			}
-			return 0, b.err
-		}
-		n, err := b.r.Read(b.readBuf)
-		for _, ch := range b.readBuf[:n] {
-			switch ch {
-			case ' ', '\t', '\r', '\n':
-			default:
-				b.in = append(b.in, ch)
-			}
-		}
-		if err != nil {
-			b.err = err
-		}
-		if derr := b.decode(); derr != nil {
-			b.err = derr
-		}
+func (b base64Reader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	var ce *grpcwebtext.CorruptError
+	if errors.As(err, &ce) {
+		return n, errorf(connect.CodeInvalidArgument, ce.Error())
 	}
-	n := copy(p, b.out)
-	b.out = b.out[n:]
-	return n, nil
-}
-
-// decode moves every complete 4-character group of in to out. A group with
-// padding ends a segment; the next group starts afresh.
-func (b *base64Reader) decode() error {
-	full := len(b.in) / 4 * 4
-	if full == 0 {
-		return nil
-	}
-	b.out = b.out[:0]
-	src := b.in[:full]
-	for len(src) > 0 {
-		end := len(src)
-		if i := bytes.IndexByte(src, '='); i >= 0 {
-			end = (i/4 + 1) * 4
-		}
-		seg := src[:end]
-		start := len(b.out)
-		b.out = append(b.out, make([]byte, base64.StdEncoding.DecodedLen(len(seg)))...)
-		n, err := base64.StdEncoding.Decode(b.out[start:], seg)
-		if err != nil {
-			return errorf(connect.CodeInvalidArgument, "gRPC-Web text body is not base64: "+err.Error())
-		}
-		b.out = b.out[:start+n]
-		src = src[end:]
-	}
-	b.in = append(b.in[:0], b.in[full:]...)
-	return nil
+	return n, err
 }

@@ -94,11 +94,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, fresh bool, vary
 	cw := getWriter(w)
 	cw.vary, cw.acao, cw.acac, cw.aceh = vary, acao, acac, aceh
 	cw.fresh = fresh
-	if isGRPCWebText(r) {
-		serveText(h.next, cw, r)
-	} else {
-		h.next.ServeHTTP(cw, r)
-	}
+	h.next.ServeHTTP(cw, r)
 	if !cw.wroteHeader {
 		cw.fix()
 	}

@@ -16,7 +16,10 @@ import (
 // connect-go's: the request body is decoded from base64 as it streams and
 // its Content-Type rewritten to binary gRPC-Web, and the response is
 // encoded back to base64 as it streams, as improbable's grpcweb wrapper
-// (and so grpcwebproxy) does.
+// (and so grpcwebproxy) does. The drop-in entry points ([Policy.Wrap],
+// [Policy.WrapService], [Policy.WrapFiles]) put it inside the policy;
+// [Policy.Handler] does not, since the gateway and improbable's wrapper
+// serve text mode themselves.
 
 const (
 	ctGRPCWebTextPrefix = "application/grpc-web-text"
@@ -29,6 +32,27 @@ var (
 	valueGRPCWebProto     = []string{ctGRPCWebProto}
 	valueGRPCWebTextProto = []string{ctGRPCWebTextProto}
 )
+
+// withGRPCWebText returns next serving gRPC-Web text requests as binary
+// ones (nil stays nil).
+func withGRPCWebText(next http.Handler) http.Handler {
+	if next == nil {
+		return nil
+	}
+	return textHandler{next: next}
+}
+
+type textHandler struct {
+	next http.Handler
+}
+
+func (h textHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isGRPCWebText(r) {
+		serveText(h.next, w, r)
+		return
+	}
+	h.next.ServeHTTP(w, r)
+}
 
 // isGRPCWebText reports whether r is a gRPC-Web text request with the proto
 // codec. The common case costs one prefix comparison.

@@ -18,6 +18,14 @@ import (
 // derives its rules with [ServiceOf], and returns path unchanged with h
 // wrapped by [Policy.Handler].
 //
+// Like [Policy.WrapService] and [Policy.WrapFiles], Wrap also serves
+// gRPC-Web text mode (application/grpc-web-text[+proto], the default of the
+// grpc-web JS client) on handlers that serve binary gRPC-Web only, as
+// connect-go's do: the request body is decoded from base64 and the response
+// encoded to base64 as they stream (application/grpc-web-text+proto), and
+// invalid base64 fails the call with INVALID_ARGUMENT. Other requests pass
+// as they are.
+//
 // Wrap panics, like [regexp.MustCompile], when path names no service in
 // GlobalFiles or the service's options are invalid: that is a setup error,
 // found at startup, never silently passed through. Use [Policy.WrapService]
@@ -54,7 +62,8 @@ func serviceByPath(files *protoregistry.Files, path string) (protoreflect.Servic
 }
 
 // WrapService wraps h with the policy for the one service sd, deriving its
-// rules with [ServiceOf].
+// rules with [ServiceOf]. It serves gRPC-Web text mode on h as [Policy.Wrap]
+// does.
 func (p *Policy) WrapService(sd protoreflect.ServiceDescriptor, h http.Handler) (http.Handler, error) {
 	if sd == nil {
 		return nil, fmt.Errorf("interceptor: WrapService: nil service descriptor")
@@ -67,12 +76,12 @@ func (p *Policy) WrapService(sd protoreflect.ServiceDescriptor, h http.Handler) 
 	if err != nil {
 		return nil, err
 	}
-	return p.Handler(t, h), nil
+	return p.Handler(t, withGRPCWebText(h)), nil
 }
 
 // WrapFiles wraps h with the policy for every service in files (for example
 // descriptors from server reflection or a buf image). It fails when files
-// holds no service.
+// holds no service. It serves gRPC-Web text mode on h as [Policy.Wrap] does.
 func (p *Policy) WrapFiles(files *protoregistry.Files, h http.Handler) (http.Handler, error) {
 	if files == nil {
 		return nil, fmt.Errorf("interceptor: WrapFiles: nil files")
@@ -88,5 +97,14 @@ func (p *Policy) WrapFiles(files *protoregistry.Files, h http.Handler) (http.Han
 	if err != nil {
 		return nil, err
 	}
-	return p.Handler(t, h), nil
+	return p.Handler(t, withGRPCWebText(h)), nil
+}
+
+// WrapTable wraps a connect-go handler h with the policy for the procedures
+// of t, without reflection: it is what the code protoc-gen-corsgate generates
+// calls. Like [Policy.Wrap] it also serves gRPC-Web text mode on h. Use
+// [Policy.Handler] instead for handlers that serve gRPC-Web text themselves
+// (a gateway, improbable's wrapper).
+func (p *Policy) WrapTable(t *Table, h http.Handler) http.Handler {
+	return p.Handler(t, withGRPCWebText(h))
 }

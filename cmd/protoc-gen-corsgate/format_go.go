@@ -114,7 +114,7 @@ func generateGoService(g *protogen.GeneratedFile, pkgName protogen.GoPackageName
 		", opts ...", g.QualifiedGoIdent(connectPackage.Ident("HandlerOption")),
 		") (string, ", g.QualifiedGoIdent(httpPackage.Ident("Handler")), ") {")
 	g.P("path, handler := ", connectCtor, "(svc, opts...)")
-	g.P("return path, policy.Handler(", g.QualifiedGoIdent(interceptorPackage.Ident("MustNewTable")), "(", tableName, "), handler)")
+	g.P("return path, policy.WrapTable(", g.QualifiedGoIdent(interceptorPackage.Ident("MustNewTable")), "(", tableName, "), handler)")
 	g.P("}")
 }
 

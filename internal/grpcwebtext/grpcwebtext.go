@@ -98,6 +98,9 @@ func (b *Reader) decode() error {
 		b.out = append(b.out, make([]byte, base64.StdEncoding.DecodedLen(len(seg)))...)
 		n, err := base64.StdEncoding.Decode(b.out[start:], seg)
 		if err != nil {
+			// Drop the segment: Decode has written into all of it,
+			// zeros included, and none of it may reach the caller.
+			b.out = b.out[:start]
 			return &CorruptError{Err: err}
 		}
 		b.out = b.out[:start+n]

@@ -54,9 +54,6 @@ export async function run(opts: RunOptions): Promise<RunResult> {
     res.code = "unknown";
     res.message = `the page failed: ${String(e)}`;
   }
-  if (opts.client === "grpcweb-text" && res.httpStatus === 415) {
-    res.message += " (connect-go has no gRPC-Web text: use the gateway)";
-  }
   res.elapsedMs = Math.round(performance.now() - start);
   return res;
 }

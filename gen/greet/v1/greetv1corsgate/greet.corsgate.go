@@ -69,5 +69,5 @@ var GreetServiceCORS = interceptor.Service{
 // no handler, so the policy never sees them.
 func NewGreetServiceHandler(svc greetv1connect.GreetServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
 	path, handler := greetv1connect.NewGreetServiceHandler(svc, opts...)
-	return path, policy.Handler(interceptor.MustNewTable(GreetServiceCORS), handler)
+	return path, policy.WrapTable(interceptor.MustNewTable(GreetServiceCORS), handler)
 }

@@ -47,7 +47,7 @@ var LedgerServiceCORS = interceptor.Service{
 // no handler, so the policy never sees them.
 func NewLedgerServiceHandler(svc acmev1connect.LedgerServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
 	path, handler := acmev1connect.NewLedgerServiceHandler(svc, opts...)
-	return path, policy.Handler(interceptor.MustNewTable(LedgerServiceCORS), handler)
+	return path, policy.WrapTable(interceptor.MustNewTable(LedgerServiceCORS), handler)
 }
 
 // NotesServiceCORS is the browser-facing procedure table of acme.v1.NotesService:
@@ -82,5 +82,5 @@ var NotesServiceCORS = interceptor.Service{
 // no handler, so the policy never sees them.
 func NewNotesServiceHandler(svc acmev1connect.NotesServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
 	path, handler := acmev1connect.NewNotesServiceHandler(svc, opts...)
-	return path, policy.Handler(interceptor.MustNewTable(NotesServiceCORS), handler)
+	return path, policy.WrapTable(interceptor.MustNewTable(NotesServiceCORS), handler)
 }

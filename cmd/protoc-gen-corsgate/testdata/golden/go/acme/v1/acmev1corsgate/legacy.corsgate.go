@@ -46,5 +46,5 @@ var LegacyServiceCORS = interceptor.Service{
 // no handler, so the policy never sees them.
 func NewLegacyServiceHandler(svc acmev1connect.LegacyServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
 	path, handler := acmev1connect.NewLegacyServiceHandler(svc, opts...)
-	return path, policy.Handler(interceptor.MustNewTable(LegacyServiceCORS), handler)
+	return path, policy.WrapTable(interceptor.MustNewTable(LegacyServiceCORS), handler)
 }

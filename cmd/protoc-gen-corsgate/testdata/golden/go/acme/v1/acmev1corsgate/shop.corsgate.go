@@ -67,7 +67,7 @@ var ShopServiceCORS = interceptor.Service{
 // no handler, so the policy never sees them.
 func NewShopServiceHandler(svc acmev1connect.ShopServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
 	path, handler := acmev1connect.NewShopServiceHandler(svc, opts...)
-	return path, policy.Handler(interceptor.MustNewTable(ShopServiceCORS), handler)
+	return path, policy.WrapTable(interceptor.MustNewTable(ShopServiceCORS), handler)
 }
 
 // AuditServiceCORS is the browser-facing procedure table of acme.v1.AuditService:
@@ -97,5 +97,5 @@ var AuditServiceCORS = interceptor.Service{
 // no handler, so the policy never sees them.
 func NewAuditServiceHandler(svc acmev1connect.AuditServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
 	path, handler := acmev1connect.NewAuditServiceHandler(svc, opts...)
-	return path, policy.Handler(interceptor.MustNewTable(AuditServiceCORS), handler)
+	return path, policy.WrapTable(interceptor.MustNewTable(AuditServiceCORS), handler)
 }

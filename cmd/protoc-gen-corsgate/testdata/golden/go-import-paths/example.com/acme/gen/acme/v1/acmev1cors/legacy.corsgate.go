@@ -46,5 +46,5 @@ var LegacyServiceCORS = interceptor.Service{
 // no handler, so the policy never sees them.
 func NewLegacyServiceHandler(svc v1.LegacyServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
 	path, handler := v1.NewLegacyServiceHandler(svc, opts...)
-	return path, policy.Handler(interceptor.MustNewTable(LegacyServiceCORS), handler)
+	return path, policy.WrapTable(interceptor.MustNewTable(LegacyServiceCORS), handler)
 }
