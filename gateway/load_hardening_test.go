@@ -451,8 +451,13 @@ func hardRunSlowClients(t *testing.T, slowloris, stuckH1, stuckH2 int) {
 }
 
 // hardMaxBufferedPerStuckClient bounds what a client that never reads may
-// make the gateway hold: the backend's data in flight for that one stream.
-const hardMaxBufferedPerStuckClient = 1 << 20
+// make the process hold: the backend's data in flight for that one stream
+// (the gateway's 256 KiB HTTP/2 stream window, its copy and write buffers, and
+// grpc-go's own per-stream send buffers on the backend side). Measured here
+// between 430 KiB and 1.15 MiB depending on timing; each stream carries about
+// 20 MB, so a gateway that buffered what it cannot deliver would hold ten
+// times the bound.
+const hardMaxBufferedPerStuckClient = 2 << 20
 
 // TestHardeningNeverReadingClientMemory starts server streams of about 20 MB
 // each from HTTP/1.1 clients that never read, and measures the heap the
