@@ -56,6 +56,6 @@ step "conformance suite"
 bash internal/conformance/run.sh
 
 step "benchmarks run (smoke, not timed)"
-go test -run='^$' -bench=. -benchtime=1x ./interceptor/...
+go test -run='^$' -bench=. -benchtime=1x ./interceptor/... ./gateway/...
 
 step "all tests passed"

@@ -26,13 +26,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestSmoke runs the whole bench in smoke mode against every target but
-// corsgate (which has its own tests and needs a build of ./cmd/corsgate) and
-// checks that every cell measured something without errors. It proves the
-// bench runs; the numbers mean nothing.
+// TestSmoke runs the whole bench in smoke mode against every target (corsgate
+// is built from ./cmd/corsgate) and checks that every cell measured something
+// without errors. It proves the bench runs; the numbers mean nothing.
 func TestSmoke(t *testing.T) {
 	t.Parallel()
-	targets := "grpcwebproxy,revproxy,direct,native"
+	targets := "corsgate,grpcwebproxy,revproxy,direct,native"
 	cfg, err := parseFlags([]string{"-smoke", "-targets", targets, "-memory-targets", targets, "-streams", "300"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +66,9 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	wantStreams := []streamKey{
+		{protocol: protoGRPCWeb, target: targetCorsgate},
+		{protocol: protoConnect, target: targetCorsgate},
+		{protocol: protoGRPC, target: targetCorsgate},
 		{protocol: protoGRPCWeb, target: targetGRPCWebProxy},
 		{protocol: protoGRPC, target: targetRevProxy},
 		{protocol: protoConnect, target: targetDirect},
@@ -79,8 +81,8 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("stream %+v: %+v", key, r)
 		}
 	}
-	if len(rep.memory) != 4 {
-		t.Errorf("memory case ran for %d targets, want 4 (failures: %v)", len(rep.memory), rep.memErrs)
+	if len(rep.memory) != 5 {
+		t.Errorf("memory case ran for %d targets, want 5 (failures: %v)", len(rep.memory), rep.memErrs)
 	}
 	for _, m := range rep.memory {
 		if m.opened != cfg.streams || m.errors != 0 || m.open.rss == 0 || m.heapOpen == 0 {
