@@ -95,14 +95,27 @@ function fail(res: RunResult, code: number, message: string, md: Metadata | unde
   res.trailers = trailers;
 }
 
-/** watch records headers and trailers of a grpc-web call as they arrive. */
-function watch<T>(stream: ClientReadableStream<T>, res: RunResult): void {
-  stream.on("metadata", (md: Metadata) => {
-    res.headers = sortedObject(md);
+/**
+ * watch records headers and trailers of a grpc-web call as they arrive. The
+ * promise it returns settles when the headers are known: grpc-web emits them
+ * when the XHR completes, which can be after the status of a trailer frame in
+ * the body has already reached the callback.
+ */
+function watch<T>(stream: ClientReadableStream<T>, res: RunResult): Promise<void> {
+  return new Promise((resolve) => {
+    stream.on("metadata", (md: Metadata) => {
+      res.headers = sortedObject(md);
+      resolve();
+    });
+    stream.on("status", (st: Status) => {
+      res.trailers = sortedObject(st.metadata);
+    });
   });
-  stream.on("status", (st: Status) => {
-    res.trailers = sortedObject(st.metadata);
-  });
+}
+
+/** headersOrTimeout waits for the headers, at most ms (the XHR may never complete). */
+function headersOrTimeout(seen: Promise<void>, ms: number): Promise<void> {
+  return Promise.race([seen, new Promise<void>((resolve) => setTimeout(resolve, ms))]);
 }
 
 function unary<I extends DescMessage, O extends DescMessage>(
@@ -115,27 +128,30 @@ function unary<I extends DescMessage, O extends DescMessage>(
 ): Promise<void> {
   return new Promise((resolve) => {
     const url = opts.target.replace(/\/+$/, "") + md.getName();
+    let headersSeen: Promise<void> = Promise.resolve();
     const stream = clientFor(opts).rpcCall(
       url,
       create(input, init),
       metadataOf(opts),
       md,
       (err: RpcError | null, msg: MessageShape<O>) => {
-        // The callback can run before the "status" listeners: read the
-        // trailers after them.
-        setTimeout(() => {
-          if (err) {
-            fail(res, err.code, err.message, err.metadata);
-          } else {
-            res.ok = true;
-            res.code = "ok";
-            res.messages.push(toJson(output, msg));
-          }
-          resolve();
-        }, 0);
+        // The callback can run before the "status" and "metadata" listeners:
+        // read the trailers and headers after them.
+        void headersOrTimeout(headersSeen, 1000).then(() =>
+          setTimeout(() => {
+            if (err) {
+              fail(res, err.code, err.message, err.metadata);
+            } else {
+              res.ok = true;
+              res.code = "ok";
+              res.messages.push(toJson(output, msg));
+            }
+            resolve();
+          }, 0),
+        );
       },
     );
-    watch(stream, res);
+    headersSeen = watch(stream, res);
   });
 }
 
@@ -159,7 +175,7 @@ function serverStream(opts: RunOptions, res: RunResult): Promise<void> {
         }, 0);
       }
     };
-    watch(stream, res);
+    void watch(stream, res);
     stream.on("data", (m) => res.messages.push(toJson(GreetStreamResponseSchema, m)));
     stream.on("error", (err: RpcError) => finish(() => fail(res, err.code, err.message, err.metadata)));
     stream.on("status", (st: Status) => {
