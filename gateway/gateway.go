@@ -130,8 +130,9 @@ type Gateway struct {
 	scheme    string
 	authority string
 	baseURL   string
-	transport *http.Transport
-	client    *http.Client // the same transport, for reflection and health
+	backend   *h2Transport    // the calls' transport (see h2client.go)
+	transport *http.Transport // net/http's, for reflection and health
+	client    *http.Client    // over transport
 
 	state     atomic.Pointer[state]
 	ready     chan struct{} // closed once descriptors are loaded
@@ -228,6 +229,7 @@ func New(cfg Config) (*Gateway, error) {
 	case cfg.StallTimeout > 0:
 		g.stall = cfg.StallTimeout
 	}
+	g.backend = newH2Transport(useTLS, cfg.BackendTLS, authority)
 	g.transport = newTransport(useTLS, cfg.BackendTLS, authority)
 	g.client = &http.Client{Transport: g.transport}
 	g.healthPfx, g.health = g.newHealthHandler()
@@ -390,6 +392,7 @@ func (g *Gateway) Files() *protoregistry.Files {
 func (g *Gateway) Close() error {
 	g.cancel()
 	<-g.done
+	g.backend.CloseIdleConnections()
 	g.transport.CloseIdleConnections()
 	return nil
 }

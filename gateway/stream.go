@@ -108,9 +108,9 @@ func setBodyBytes(out *http.Request, data []byte) {
 		out.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
 		return
 	}
-	out.Body = io.NopCloser(bytes.NewReader(data))
+	out.Body = bytesBody{bytes.NewReader(data), data}
 	out.ContentLength = int64(len(data))
-	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+	out.GetBody = func() (io.ReadCloser, error) { return bytesBody{bytes.NewReader(data), data}, nil }
 }
 
 // transcodedRequest makes the backend request body from client frames in

@@ -1,0 +1,286 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
+	"github.com/corsgate/corsgate/internal/greetd"
+	"github.com/corsgate/corsgate/internal/greetsvc"
+)
+
+// The tests of h2Transport call a real grpc-go backend on loopback through
+// the transport alone, without the gateway's protocol code.
+
+func h2Backend(tb testing.TB, opts ...grpc.ServerOption) string {
+	tb.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := greetd.NewServer(&greetsvc.Greeter{}, opts...)
+	go func() { _ = s.Serve(lis) }()
+	tb.Cleanup(s.Stop)
+	return lis.Addr().String()
+}
+
+func h2Frame(tb testing.TB, m proto.Message) []byte {
+	tb.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make([]byte, 5+len(b))
+	binary.BigEndian.PutUint32(out[1:], uint32(len(b)))
+	copy(out[5:], b)
+	return out
+}
+
+func h2Request(ctx context.Context, addr, method string, body io.ReadCloser) *http.Request {
+	req := &http.Request{
+		Method:     http.MethodPost,
+		URL:        &url.URL{Scheme: "http", Host: addr, Path: "/greet.v1.GreetService/" + method},
+		Host:       addr,
+		Proto:      "HTTP/2.0",
+		ProtoMajor: 2,
+		Header:     http.Header{"Content-Type": {"application/grpc"}, "Te": {"trailers"}},
+		Body:       body,
+	}
+	return req.WithContext(ctx)
+}
+
+// h2Messages reads a gRPC response to its end and returns its messages and
+// grpc-status.
+func h2Messages(tb testing.TB, resp *http.Response) (msgs [][]byte, status string) {
+	tb.Helper()
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("reading the body: %v", err)
+	}
+	for len(data) >= 5 {
+		n := int(binary.BigEndian.Uint32(data[1:5]))
+		if len(data) < 5+n {
+			tb.Fatalf("body ends inside a message")
+		}
+		msgs = append(msgs, data[5:5+n])
+		data = data[5+n:]
+	}
+	status = resp.Trailer.Get("Grpc-Status")
+	if status == "" {
+		status = resp.Header.Get("Grpc-Status")
+	}
+	return msgs, status
+}
+
+func greeting(tb testing.TB, b []byte) string {
+	tb.Helper()
+	var res greetv1.GreetResponse
+	if err := proto.Unmarshal(b, &res); err != nil {
+		tb.Fatal(err)
+	}
+	return res.GetGreeting()
+}
+
+// TestH2LargeMessages sends and receives messages many times the HTTP/2
+// windows, so both directions go through flow control: a body held whole
+// and a body that streams in small pieces.
+func TestH2LargeMessages(t *testing.T) {
+	t.Parallel()
+	addr := h2Backend(t)
+	tr := newH2Transport(false, nil, addr)
+	t.Cleanup(tr.Close)
+	name := strings.Repeat("w", 3<<20)
+	frame := h2Frame(t, &greetv1.GreetRequest{Name: name})
+	tests := []struct {
+		name string
+		body func() io.ReadCloser
+	}{
+		{name: "held whole", body: func() io.ReadCloser { return bytesBody{bytes.NewReader(frame), frame} }},
+		{name: "streamed", body: func() io.ReadCloser {
+			pr, pw := io.Pipe()
+			go func() {
+				for rest := frame; len(rest) > 0; {
+					n := min(len(rest), 7000)
+					if _, err := pw.Write(rest[:n]); err != nil {
+						return
+					}
+					rest = rest[n:]
+				}
+				_ = pw.Close()
+			}()
+			return pr
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			resp, err := tr.RoundTrip(h2Request(ctx, addr, "Greet", tt.body()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs, status := h2Messages(t, resp)
+			if status != "0" || len(msgs) != 1 {
+				t.Fatalf("status %q, %d messages; want 0 and 1", status, len(msgs))
+			}
+			if got := greeting(t, msgs[0]); got != "Hello, "+name+"!" {
+				t.Errorf("greeting of %d bytes, want %d", len(got), len(name)+8)
+			}
+		})
+	}
+}
+
+// TestH2StreamLimit runs more concurrent calls than the backend's stream
+// limit: the transport must open connections as the limit requires and
+// retry the streams the backend refused before its SETTINGS arrived.
+func TestH2StreamLimit(t *testing.T) {
+	t.Parallel()
+	addr := h2Backend(t, grpc.MaxConcurrentStreams(1))
+	tr := newH2Transport(false, nil, addr)
+	t.Cleanup(tr.Close)
+	frame := h2Frame(t, &greetv1.GreetStreamRequest{Name: "x", Count: 3, IntervalMs: 20})
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for range 16 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			resp, err := tr.RoundTrip(h2Request(ctx, addr, "GreetStream", bytesBody{bytes.NewReader(frame), frame}))
+			if err != nil {
+				t.Error(err)
+				failed.Add(1)
+				return
+			}
+			if msgs, status := h2Messages(t, resp); status != "0" || len(msgs) != 3 {
+				t.Errorf("status %q, %d messages; want 0 and 3", status, len(msgs))
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	tr.mu.Lock()
+	conns := len(tr.conns)
+	tr.mu.Unlock()
+	if failed.Load() == 0 && conns < 2 {
+		t.Errorf("%d connection(s) for 16 concurrent calls with a limit of 1 stream each", conns)
+	}
+}
+
+// TestH2PingClosesSilentConnection freezes the backend connection (a proxy
+// stops forwarding, nothing is closed): the transport must ping, give up,
+// and fail the call in flight instead of waiting forever.
+func TestH2PingClosesSilentConnection(t *testing.T) {
+	after, timeout := h2PingAfter, h2PingTimeout
+	h2PingAfter, h2PingTimeout = 300*time.Millisecond, 600*time.Millisecond
+	t.Cleanup(func() { h2PingAfter, h2PingTimeout = after, timeout })
+	backend := h2Backend(t)
+	proxy := newFreezingProxy(t, backend)
+	tr := newH2Transport(false, nil, proxy.addr)
+	t.Cleanup(tr.Close)
+	frame := h2Frame(t, &greetv1.GreetStreamRequest{Name: "x", Count: 100, IntervalMs: 10000})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := tr.RoundTrip(h2Request(ctx, proxy.addr, "GreetStream", bytesBody{bytes.NewReader(frame), frame}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 64)
+	if _, err := resp.Body.Read(buf); err != nil {
+		t.Fatalf("first message: %v", err)
+	}
+	proxy.freeze()
+	start := time.Now()
+	for err == nil {
+		_, err = resp.Body.Read(buf)
+	}
+	if !strings.Contains(err.Error(), "ping") || errors.Is(err, io.EOF) {
+		t.Errorf("read error %v, want the unanswered ping", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the silent connection was noticed after %v", d)
+	}
+}
+
+// freezingProxy forwards TCP to a backend until freeze, after which it
+// forwards nothing and closes nothing.
+type freezingProxy struct {
+	addr   string
+	frozen chan struct{}
+	once   sync.Once
+}
+
+func newFreezingProxy(tb testing.TB, backend string) *freezingProxy {
+	tb.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &freezingProxy{addr: lis.Addr().String(), frozen: make(chan struct{})}
+	var conns []net.Conn
+	var mu sync.Mutex
+	tb.Cleanup(func() {
+		_ = lis.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", backend)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, b)
+			mu.Unlock()
+			go p.pipe(c, b)
+			go p.pipe(b, c)
+		}
+	}()
+	return p
+}
+
+func (p *freezingProxy) freeze() { p.once.Do(func() { close(p.frozen) }) }
+
+func (p *freezingProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		select {
+		case <-p.frozen:
+			<-make(chan struct{}) // hold on, forward nothing
+		default:
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
