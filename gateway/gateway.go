@@ -283,19 +283,11 @@ func parseBackend(backend string) (scheme, authority string, useTLS bool, err er
 	return scheme, authority, useTLS, nil
 }
 
-// newTransport is the backend's one connection pool: HTTP/2 only, over h2c
-// or TLS, one connection per backend while its stream limit allows, and idle
-// connections pinged so that a dead backend is noticed.
-//
-// Flow control: Go's HTTP/2 client returns a connection's credit only as
-// response bodies are read (golang/go#16510), and the gateway reads a
-// stream only as fast as its client takes the bytes. A client that stops
-// reading therefore pins its stream's unread window on the shared
-// connection. The stream window is kept small (a stuck client pins at most
-// backendStreamWindow, in memory too) and the connection window large (it is
-// a window, not an allocation), so that thousands of stuck clients, not a
-// handful, would be needed to stall the connection; StallTimeout then
-// releases them.
+// newTransport is net/http's client to the backend, used by reflection and
+// the health check (calls go through h2Transport): HTTP/2 only, over h2c or
+// TLS, idle connections pinged so that a dead backend is noticed. Its
+// windows are the calls' (see h2Transport): a stream's unread bytes pin at
+// most backendStreamWindow, and the connection window is large.
 func newTransport(useTLS bool, tlsConf *tls.Config, authority string) *http.Transport {
 	var protocols http.Protocols
 	if useTLS {
@@ -331,7 +323,11 @@ func newTransport(useTLS bool, tlsConf *tls.Config, authority string) *http.Tran
 	}
 }
 
-// The backend connection's flow-control windows (see newTransport).
+// The backend connections' flow-control windows (see h2Transport): a client
+// that stops reading pins its stream's unread window, in memory too, so the
+// stream window is small; the connection window is large (a window, not an
+// allocation), so that thousands of stuck clients, not a handful, would be
+// needed to stall a connection; StallTimeout then releases them.
 const (
 	backendStreamWindow = 256 << 10
 	backendConnWindow   = 1 << 30

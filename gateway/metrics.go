@@ -29,7 +29,15 @@ type Metrics struct {
 	preflights    *prometheus.CounterVec
 	crossOrigin   *prometheus.CounterVec
 	backendErrors prometheus.Counter
+	// verdicts caches the series of ObserveVerdict by preflight, allowed
+	// and reason, so that counting a verdict neither hashes labels nor
+	// allocates.
+	verdicts [2][2][numReasons]atomic.Pointer[prometheus.Counter]
 }
+
+// numReasons bounds the interceptor.Reason values that get their own cached
+// series; others are counted through the vectors.
+const numReasons = 8
 
 // NewMetrics registers the gateway's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -74,15 +82,34 @@ func (m *Metrics) ObserveVerdict(v interceptor.Verdict) {
 	if m == nil {
 		return
 	}
+	var slot *atomic.Pointer[prometheus.Counter]
+	if int(v.Reason) < numReasons {
+		slot = &m.verdicts[b2i(v.Preflight)][b2i(v.Allowed)][v.Reason]
+		if c := slot.Load(); c != nil {
+			(*c).Inc()
+			return
+		}
+	}
 	result := "refused"
 	if v.Allowed {
 		result = "allowed"
 	}
+	vec := m.crossOrigin
 	if v.Preflight {
-		m.preflights.WithLabelValues(result, v.Reason.String()).Inc()
-		return
+		vec = m.preflights
 	}
-	m.crossOrigin.WithLabelValues(result, v.Reason.String()).Inc()
+	c := vec.WithLabelValues(result, v.Reason.String())
+	c.Inc()
+	if slot != nil {
+		slot.Store(&c)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 const numProtocols = 4
