@@ -121,18 +121,27 @@ var errH2Closed = errors.New("gateway: backend transport closed")
 // arrived; the body streams after. It closes req.Body, possibly after
 // returning.
 func (t *h2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTrip(req.Context(), req, false)
+}
+
+// roundTrip is RoundTrip under ctx (req's own context is not used, which
+// spares the gateway a copy of its request per call). With whole, the
+// response is handed over once it ended, or once it buffered a window's
+// worth: the caller of a unary call is then woken once instead of for the
+// headers, the message and the trailers in turn.
+func (t *h2Transport) roundTrip(ctx context.Context, req *http.Request, whole bool) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		cc, err := t.conn(req.Context())
+		cc, err := t.conn(ctx)
 		if err != nil {
 			closeBody(req)
 			return nil, err
 		}
-		resp, err := cc.roundTrip(req)
+		resp, err := cc.roundTrip(ctx, req, whole)
 		if err == nil {
 			return resp, nil
 		}
 		var refused *h2Refused
-		if !errors.As(err, &refused) || attempt == h2Retries || req.Context().Err() != nil {
+		if !errors.As(err, &refused) || attempt == h2Retries || ctx.Err() != nil {
 			closeBody(req)
 			return nil, err
 		}
@@ -487,9 +496,8 @@ func (b bytesBody) Close() error { return nil }
 
 // roundTrip opens a stream on cc (a slot is reserved) and waits for the
 // response headers.
-func (cc *h2Conn) roundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	cs := &h2Stream{cc: cc, req: req, respReady: make(chan struct{}), aborted: make(chan struct{}), recvWindow: backendStreamWindow}
+func (cc *h2Conn) roundTrip(ctx context.Context, req *http.Request, wholeResp bool) (*http.Response, error) {
+	cs := &h2Stream{cc: cc, req: req, respReady: make(chan struct{}), aborted: make(chan struct{}), recvWindow: backendStreamWindow, whole: wholeResp}
 	cs.readCond.L = &cs.mu
 	var whole []byte
 	hasBody := req.Body != nil && req.Body != http.NoBody
@@ -828,8 +836,12 @@ func (cc *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		for _, hf := range f.RegularFields() {
 			addField(hdr, hf)
 		}
+		status := "200 OK"
+		if code != http.StatusOK {
+			status = strconv.Itoa(code) + " " + http.StatusText(code)
+		}
 		cs.resp = &http.Response{
-			Status:        strconv.Itoa(code) + " " + http.StatusText(code),
+			Status:        status,
 			StatusCode:    code,
 			Proto:         "HTTP/2.0",
 			ProtoMajor:    2,
@@ -842,8 +854,10 @@ func (cc *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 			cs.recvEnd = true
 			cs.readErr = io.EOF
 		}
+		if !cs.whole || f.StreamEnded() {
+			cs.handOverLocked()
+		}
 		cs.mu.Unlock()
-		close(cs.respReady)
 		if f.StreamEnded() {
 			cs.finishRecv()
 		}
@@ -861,6 +875,7 @@ func (cc *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	cs.trailer = trailer
 	cs.recvEnd = true
 	cs.readErr = io.EOF
+	cs.handOverLocked()
 	cs.readCond.Broadcast()
 	cs.mu.Unlock()
 	cs.finishRecv()
@@ -919,6 +934,9 @@ func (cc *h2Conn) onData(f *http2.DataFrame) error {
 		}
 	}
 	dropped := cs.readErr != nil && cs.readErr != io.EOF
+	if cs.whole && (cs.recvEnd || len(cs.buf) >= h2HandOver) {
+		cs.handOverLocked()
+	}
 	cs.readCond.Broadcast()
 	cs.mu.Unlock()
 	if dropped {
@@ -955,8 +973,10 @@ type h2Stream struct {
 	id      uint32 // 0 until the HEADERS go out
 	stopCtx func() bool
 
-	respReady chan struct{} // closed when resp is set
+	respReady chan struct{} // closed when resp is handed over (see ready)
 	aborted   chan struct{} // closed by abort
+	whole     bool          // hand resp over at the end of the response
+	handed    bool          // respReady is closed; guarded by mu
 	abortOnce sync.Once
 	err       error // why the stream was aborted
 
@@ -1152,6 +1172,19 @@ func (cs *h2Stream) abort(err error, reset bool) {
 		_ = cc.writeFrames(func() error { return cc.wfr.WriteRSTStream(id, http2.ErrCodeCancel) })
 	}
 	cs.forget()
+}
+
+// h2HandOver is how much of a whole response is buffered before it is
+// handed over anyway: the backend stops at the stream window, so waiting
+// for the end could wait forever.
+const h2HandOver = backendStreamWindow / 4
+
+// handOverLocked hands the response to roundTrip, once; cs.mu is held.
+func (cs *h2Stream) handOverLocked() {
+	if !cs.handed {
+		cs.handed = true
+		close(cs.respReady)
+	}
 }
 
 // h2Body is the response body of a stream.
