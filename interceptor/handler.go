@@ -16,6 +16,9 @@ type route struct {
 	acam      []string
 	acah      []string
 	aceh      []string
+	// granted is the last single Access-Control-Request-Headers line
+	// checkHeaders granted.
+	granted lineCache
 }
 
 // handler is the middleware [Policy.Handler] returns.
@@ -102,9 +105,13 @@ func (h *handler) checkOrigin(origin []string) []string {
 	if len(origin) != 1 {
 		return nil
 	}
-	switch v, acao := h.p.origins.match(origin[0]); v {
-	case originExact:
-		return acao
+	// What match does, with the usual case first and inline: an origin
+	// listed exactly (never "" or "null", which New refuses).
+	m := h.p.origins
+	if i := m.exactIdx.find(origin[0]); i >= 0 {
+		return m.exactVals[i]
+	}
+	switch m.matchInexact(origin[0]) {
 	case originStar:
 		if h.p.credentials {
 			// New refuses this combination; echo to be safe.
@@ -119,19 +126,30 @@ func (h *handler) checkOrigin(origin []string) []string {
 }
 
 // checkHeaders reports whether every name in the ACRH lines is allowed for
-// rt, and the offending name when not.
+// rt, and the offending name when not. A browser sends the same single line
+// for a route again and again: the last one granted is remembered, and
+// found again by one comparison.
 func (rt *route) checkHeaders(lines []string) (bad string, ok bool) {
-	var s headerScanner
-	s.reset(lines)
-	if s.over {
-		return "(more than the parser's bounds)", false
+	if len(lines) != 1 {
+		return rt.scanHeaders(lines)
 	}
+	if rt.granted.has(lines[0]) {
+		return "", true
+	}
+	if bad, ok = rt.scanHeaders(lines); ok {
+		rt.granted.store(lines[0])
+	}
+	return bad, ok
+}
+
+// scanHeaders is checkHeaders without the memory of the last line.
+func (rt *route) scanHeaders(lines []string) (bad string, ok bool) {
 	// Fast path for the line browsers send: one line of allowed names
-	// joined by commas. It can only accept, and only what the scanner
-	// accepts: an element with spaces, an empty element (no name is empty
-	// or has spaces), an unknown name or too many names make it give up,
-	// and the scanner decides.
-	if len(lines) == 1 {
+	// joined by commas, within the scanner's bounds. It can only accept,
+	// and only what the scanner accepts: an element with spaces, an empty
+	// element (no name is empty or has spaces), an unknown name or too many
+	// names make it give up, and the scanner decides.
+	if len(lines) == 1 && len(lines[0]) <= maxRequestHeaderBytes {
 		l := lines[0]
 		for names := 0; l != "" && names < maxRequestHeaderNames; names++ {
 			i := indexComma(l)
@@ -146,6 +164,11 @@ func (rt *route) checkHeaders(lines []string) (bad string, ok bool) {
 		if l == "" {
 			return "", true
 		}
+	}
+	var s headerScanner
+	s.reset(lines)
+	if s.over {
+		return "(more than the parser's bounds)", false
 	}
 	for {
 		name, ok := s.next()

@@ -5,10 +5,9 @@ package interceptor
 // [Policy.Handler]) and replaces a Go map on the hot path, where a map
 // would hash the whole key and then call into the runtime to compare it.
 // A lookup here reads the key as 64-bit words: the first and last eight
-// bytes give the hash (one multiplication) and, with the length and one
-// more word, decide keys of up to 24 bytes outright; longer keys are
-// compared once, with the one candidate whose words matched. Lookups never
-// allocate.
+// bytes give the hash (one multiplication) and, with the length, decide
+// keys of up to 16 bytes outright; longer keys are compared once, with the
+// one candidate whose words matched. Lookups never allocate.
 //
 // With fold set, keys are stored lowercase and lookups ignore ASCII case
 // (header names): words are lowercased eight bytes at a time.
@@ -28,7 +27,6 @@ type strIndex struct {
 // one slot.
 type indexSlot struct {
 	lo, hi uint64 // words of key, see words
-	mid    uint64 // key[8:16] for keys of 17 to 24 bytes, else 0
 	key    string
 	pos    int // 1 + position in the key list; 0 marks an empty slot
 }
@@ -101,23 +99,26 @@ func (x *strIndex) fill(keys []string) bool {
 				j = (j + 1) & mask
 			}
 		}
-		x.slots[j] = indexSlot{lo: lo, hi: hi, mid: midWord(k), key: k, pos: i + 1}
+		x.slots[j] = indexSlot{lo: lo, hi: hi, key: k, pos: i + 1}
 	}
 	return perfect
 }
 
 // slot returns the first slot for a key with words lo, hi and length n.
+// The shift is below 64; the mask says so to the compiler, which then
+// emits a bare shift.
 func (x *strIndex) slot(lo, hi uint64, n int) uint64 {
-	return ((lo ^ (hi<<29 | hi>>35) ^ uint64(n)) * x.seed) >> x.shift
+	return ((lo ^ (hi<<29 | hi>>35) ^ uint64(n)) * x.seed) >> (x.shift & 63)
 }
 
 // find returns the position of s in the key list, or -1.
 func (x *strIndex) find(s string) int {
+	n := len(s)
 	if len(x.slots) == 0 {
 		return -1
 	}
 	var lo, hi uint64
-	if n := len(s); n >= 8 {
+	if n >= 8 {
 		lo, hi = load64(s, 0), load64(s, n-8) // inline: the usual case
 	} else {
 		lo, hi = words(s)
@@ -126,47 +127,35 @@ func (x *strIndex) find(s string) int {
 		lo, hi = lowerWord(lo), lowerWord(hi)
 	}
 	mask := uint64(len(x.slots) - 1)
-	for j := x.slot(lo, hi, len(s)); ; j = (j + 1) & mask {
+	for j := x.slot(lo, hi, n); ; j = (j + 1) & mask {
 		e := &x.slots[j]
 		if e.pos == 0 {
 			return -1
 		}
-		if e.lo == lo && e.hi == hi && len(e.key) == len(s) {
-			switch {
-			case len(s) <= 16:
-				return e.pos - 1 // lo and hi hold all of s
-			case len(s) <= 24:
-				m := midWord(s)
-				if x.fold {
-					m = lowerWord(m)
-				}
-				if m == e.mid {
-					return e.pos - 1 // lo, mid and hi hold all of s
-				}
-			case !x.fold:
-				if s == e.key {
-					return e.pos - 1
-				}
-			case middleEqualFold(s, e.key):
+		if e.lo != lo || e.hi != hi || len(e.key) != n {
+			continue
+		}
+		// lo and hi hold all of s up to 16 bytes; past that, the bytes
+		// between them decide.
+		switch {
+		case n <= 16:
+			return e.pos - 1
+		case !x.fold:
+			if s == e.key {
 				return e.pos - 1
 			}
+		case middleEqualFold(s, e.key):
+			return e.pos - 1
 		}
 	}
 }
 
-// midWord returns s[8:16] for strings of 17 to 24 bytes, else 0.
-func midWord(s string) uint64 {
-	if len(s) <= 16 || len(s) > 24 {
-		return 0
-	}
-	return load64(s, 8)
-}
-
 // middleEqualFold compares s[8:len-8], lowercased, with key's, for keys
-// longer than 24 bytes whose first and last words already matched.
+// longer than 16 bytes whose first and last words already matched. It reads
+// eight bytes at a time; the last read may overlap the final eight bytes,
+// which is harmless.
 func middleEqualFold(s, key string) bool {
 	for i := 8; i < len(s)-8; i += 8 {
-		// The last word may overlap the final eight bytes: harmless.
 		if lowerWord(load64(s, i)) != load64(key, i) {
 			return false
 		}
@@ -191,15 +180,15 @@ func words(s string) (lo, hi uint64) {
 
 // load64 reads s[i:i+8] little-endian; the compiler makes it one load.
 func load64(s string, i int) uint64 {
-	_ = s[i+7]
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+	s = s[i : i+8] // one bounds check; the reads below need none
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // load32 reads s[i:i+4] little-endian.
 func load32(s string, i int) uint32 {
-	_ = s[i+3]
-	return uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24
+	s = s[i : i+4]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
 
 // lowerWord lowercases the ASCII letters among the eight bytes of w and

@@ -85,21 +85,30 @@ func (m *originMatcher) match(origin string) (originVerdict, []string) {
 	if i := m.exactIdx.find(origin); i >= 0 {
 		return originExact, m.exactVals[i]
 	}
+	return m.matchInexact(origin), nil
+}
+
+// matchInexact is match for an origin that is not listed exactly: it tries
+// the patterns, "*" and the origin function.
+func (m *originMatcher) matchInexact(origin string) originVerdict {
+	if origin == "" || origin == "null" {
+		return originRefused
+	}
 	for _, p := range m.patterns {
 		if p.matches(origin) {
-			return originEcho, nil
+			return originEcho
 		}
 	}
 	if !m.all && m.fn == nil || !validRequestOrigin(origin) {
-		return originRefused, nil
+		return originRefused
 	}
 	if m.all {
-		return originStar, nil
+		return originStar
 	}
 	if m.fn(origin) {
-		return originEcho, nil
+		return originEcho
 	}
-	return originRefused, nil
+	return originRefused
 }
 
 // validRequestOrigin reports whether s is a serialized origin as browsers

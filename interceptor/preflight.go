@@ -31,11 +31,13 @@ func (h *handler) preflight(w http.ResponseWriter, r *http.Request, origin, acrm
 			reason, detail = ReasonHeader, bad
 		}
 	}
-	procedure := ""
-	if rt != nil {
-		procedure = rt.path
+	if h.p.observer != nil {
+		procedure := ""
+		if rt != nil {
+			procedure = rt.path
+		}
+		h.p.observe(Verdict{Preflight: true, Allowed: reason == ReasonOK, Reason: reason, Procedure: procedure})
 	}
-	h.p.observe(Verdict{Preflight: true, Allowed: reason == ReasonOK, Reason: reason, Procedure: procedure})
 	if reason != ReasonOK {
 		if detail == "" && reason == ReasonMethod && len(acrm) > 0 {
 			detail = acrm[0]

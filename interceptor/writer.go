@@ -66,10 +66,14 @@ func (cw *corsWriter) fix() {
 // ACAC and ACEH it set.
 func (cw *corsWriter) count() int {
 	n := 1
-	for _, v := range [...][]string{cw.acao, cw.acac, cw.aceh} {
-		if v != nil {
-			n++
-		}
+	if cw.acao != nil {
+		n++
+	}
+	if cw.acac != nil {
+		n++
+	}
+	if cw.aceh != nil {
+		n++
 	}
 	return n
 }
