@@ -151,9 +151,16 @@ func (t *h2Transport) roundTrip(ctx context.Context, req *http.Request, whole bo
 	}
 }
 
+// closeBody closes the body of a request that failed. In a goroutine:
+// closing a request body can wait for a read under way (an HTTP/1.1
+// server's does), and the failure is to be answered now.
 func closeBody(req *http.Request) {
-	if req.Body != nil {
-		_ = req.Body.Close()
+	switch req.Body.(type) {
+	case nil, bytesBody:
+	default:
+		if req.Body != http.NoBody {
+			go func() { _ = req.Body.Close() }()
+		}
 	}
 }
 
@@ -497,7 +504,8 @@ func (b bytesBody) Close() error { return nil }
 // roundTrip opens a stream on cc (a slot is reserved) and waits for the
 // response headers.
 func (cc *h2Conn) roundTrip(ctx context.Context, req *http.Request, wholeResp bool) (*http.Response, error) {
-	cs := &h2Stream{cc: cc, req: req, respReady: make(chan struct{}), aborted: make(chan struct{}), recvWindow: backendStreamWindow, whole: wholeResp}
+	cs := &h2Stream{cc: cc, req: req, ctx: ctx, respReady: make(chan struct{}), aborted: make(chan struct{}),
+		sendDone: make(chan struct{}), recvWindow: backendStreamWindow, whole: wholeResp}
 	cs.readCond.L = &cs.mu
 	var whole []byte
 	hasBody := req.Body != nil && req.Body != http.NoBody
@@ -549,6 +557,7 @@ func (cc *h2Conn) roundTrip(ctx context.Context, req *http.Request, wholeResp bo
 		err = refusal
 	}
 	if err != nil {
+		cs.noSender()
 		if cs.id == 0 {
 			cs.stopCtx()
 			cc.release()
@@ -559,8 +568,11 @@ func (cc *h2Conn) roundTrip(ctx context.Context, req *http.Request, wholeResp bo
 	}
 	if !cs.sentEnd.Load() {
 		go cs.sendBody(req.Body, whole)
-	} else if req.Body != nil {
-		_ = req.Body.Close()
+	} else {
+		cs.noSender()
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
 	}
 	select {
 	case <-cs.respReady:
@@ -572,6 +584,11 @@ func (cc *h2Conn) roundTrip(ctx context.Context, req *http.Request, wholeResp bo
 			return cs.resp, nil
 		default:
 		}
+		// As net/http's transport does: once this returns, the request
+		// body is closed and no longer read. Closing an HTTP/1.1 client's
+		// body reads on to its end (within net/http's bound), so the
+		// client's connection stays usable when the call is answered.
+		<-cs.sendDone
 		return nil, cs.err
 	}
 }
@@ -970,6 +987,7 @@ func (cc *h2Conn) returnConn(n int) {
 type h2Stream struct {
 	cc      *h2Conn
 	req     *http.Request
+	ctx     context.Context
 	id      uint32 // 0 until the HEADERS go out
 	stopCtx func() bool
 
@@ -980,8 +998,12 @@ type h2Stream struct {
 	abortOnce sync.Once
 	err       error // why the stream was aborted
 
-	sendWindow int64       // guarded by cc.mu
-	sentEnd    atomic.Bool // END_STREAM went out
+	sendDone   chan struct{} // closed when the request body is done with
+	senderMu   sync.Mutex
+	senderGone bool          // the sender exited (or never ran)
+	closing    chan struct{} // closed when interruptSender's close returned
+	sendWindow int64         // guarded by cc.mu
+	sentEnd    atomic.Bool   // END_STREAM went out
 	forgotten  atomic.Bool
 
 	mu         sync.Mutex
@@ -998,7 +1020,7 @@ type h2Stream struct {
 // sendBody writes the request body as DATA frames, within the windows,
 // then ends the stream. whole is the body when held whole.
 func (cs *h2Stream) sendBody(body io.ReadCloser, whole []byte) {
-	defer body.Close()
+	defer cs.senderExit(body)
 	err := cs.copyBody(body, whole)
 	if err != nil {
 		cs.abort(err, true)
@@ -1091,6 +1113,47 @@ func (cs *h2Stream) isAborted() bool {
 	}
 }
 
+// interruptSender closes the request body while the sender may be blocked
+// reading it. In a goroutine, as net/http's transport does: closing a
+// request body can wait for the read under way (an HTTP/1.1 server's does,
+// then reads on to the body's end), and abort may run on the connection's
+// read loop. The sender waits for it before it reports done.
+func (cs *h2Stream) interruptSender() {
+	cs.senderMu.Lock()
+	defer cs.senderMu.Unlock()
+	if cs.senderGone || cs.closing != nil {
+		return
+	}
+	done := make(chan struct{})
+	cs.closing = done
+	go func() {
+		defer close(done)
+		_ = cs.req.Body.Close()
+	}()
+}
+
+// noSender marks a stream whose body needs no sender.
+func (cs *h2Stream) noSender() {
+	cs.senderMu.Lock()
+	cs.senderGone = true
+	cs.senderMu.Unlock()
+	close(cs.sendDone)
+}
+
+// senderExit ends the sender: the body is closed, and nothing touches it
+// once sendDone is closed.
+func (cs *h2Stream) senderExit(body io.Closer) {
+	_ = body.Close()
+	cs.senderMu.Lock()
+	cs.senderGone = true
+	closing := cs.closing
+	cs.senderMu.Unlock()
+	if closing != nil {
+		<-closing
+	}
+	close(cs.sendDone)
+}
+
 // finishRecv runs when the backend ended its side. A request still
 // streaming is cut: the backend answered and reads no more.
 func (cs *h2Stream) finishRecv() {
@@ -1160,10 +1223,7 @@ func (cs *h2Stream) abort(err error, reset bool) {
 	if dropped > 0 {
 		cc.returnConn(dropped)
 	}
-	if cs.req.Body != nil {
-		// Ends a read of the client's body the sender may be blocked in.
-		_ = cs.req.Body.Close()
-	}
+	cs.interruptSender()
 	if cs.id == 0 {
 		return
 	}
@@ -1250,12 +1310,18 @@ func (b *h2Body) Close() error {
 	cs.mu.Unlock()
 	if !done {
 		cs.abort(errBodyClosed, true)
-		return nil
+	} else {
+		if dropped > 0 {
+			cs.cc.returnConn(dropped)
+		}
+		cs.forget()
 	}
-	if dropped > 0 {
-		cs.cc.returnConn(dropped)
+	// As net/http's transport does: the request body is done with once
+	// the response body is closed, unless the call's context ended.
+	select {
+	case <-cs.sendDone:
+	case <-cs.ctx.Done():
 	}
-	cs.forget()
 	return nil
 }
 

@@ -290,3 +290,75 @@ func (p *freezingProxy) pipe(dst, src net.Conn) {
 		}
 	}
 }
+
+// lockedBody is a request body whose Close waits for a Read under way, as
+// an HTTP/1.1 server's request body does; Read blocks until released.
+type lockedBody struct {
+	mu      sync.Mutex
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *lockedBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	<-b.release
+	return 0, io.EOF
+}
+
+func (b *lockedBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return nil
+}
+
+func (b *lockedBody) free() { b.once.Do(func() { close(b.release) }) }
+
+// TestH2EarlyAnswerDoesNotStallConnection: the backend ends a call (here
+// at its deadline) while the request body still streams, and closing that
+// body waits for a read that only the client could end. The connection's
+// other calls must go on meanwhile: the close must not run on the read
+// loop.
+func TestH2EarlyAnswerDoesNotStallConnection(t *testing.T) {
+	t.Parallel()
+	addr := h2Backend(t)
+	tr := newH2Transport(false, nil, addr)
+	t.Cleanup(tr.Close)
+	body := &lockedBody{release: make(chan struct{})}
+	defer body.free()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req := h2Request(ctx, addr, "Chat", body)
+	req.Header.Set("Grpc-Timeout", "100m")
+	done := make(chan error, 1)
+	go func() {
+		// The backend ends the call with DEADLINE_EXCEEDED, or resets it
+		// (grpc-go does either): both are fine here.
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			if _, status := h2Messages(t, resp); status != "4" {
+				err = errors.New("status " + status + ", want 4 (deadline exceeded)")
+			}
+		} else if !strings.Contains(err.Error(), "reset") {
+			err = errors.New("call error " + err.Error() + ", want a reset or DEADLINE_EXCEEDED")
+		} else {
+			err = nil
+		}
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the backend's deadline passes
+	frame := h2Frame(t, &greetv1.GreetRequest{Name: "other"})
+	uctx, ucancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer ucancel()
+	resp, err := tr.RoundTrip(h2Request(uctx, addr, "Greet", bytesBody{bytes.NewReader(frame), frame}))
+	if err != nil {
+		t.Fatalf("a call beside the stalled body: %v", err)
+	}
+	if msgs, status := h2Messages(t, resp); status != "0" || len(msgs) != 1 {
+		t.Fatalf("a call beside the stalled body: status %q, %d messages", status, len(msgs))
+	}
+	body.free()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}

@@ -10,6 +10,17 @@
 # Extra arguments go to connectconformance, for example
 #   run.sh -v --run '**/Timeouts/**'
 # CONFORMANCE_PARALLEL (default 2) sets the parallelism of RPCs and servers.
+#
+# Reruns: about one run in seven, one HTTP/1.1 case fails with UNAVAILABLE
+# "unexpected EOF" or a reset connection, a different case each time, with
+# and without corsgate's own backend transport. It is a keep-alive race:
+# after an early answer to an HTTP/1.1 client stream whose body it cannot
+# drain, net/http closes the connection without having said
+# "Connection: close" (full-duplex responses skip that check), and the
+# suite's client sends its next request on it. So when at most five cases
+# fail, each is run again twice on its own, and the run passes only if they
+# all pass both times; the cases are printed as flaky. More failures, or a
+# case that fails again, fail the run. CONFORMANCE_RERUN=0 turns reruns off.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -48,5 +59,23 @@ for list in known-failing known-flaky; do
   fi
 done
 cd "$tmp"
-"$gobin/connectconformance" "${args[@]}" "$@" -- \
-  "$tmp/gatewayserver" --protos "$protos" --referenceserver "$gobin/referenceserver"
+server=(-- "$tmp/gatewayserver" --protos "$protos" --referenceserver "$gobin/referenceserver")
+log="$tmp/conformance.log"
+status=0
+"$gobin/connectconformance" "${args[@]}" "$@" "${server[@]}" 2>&1 | tee "$log" || status=$?
+if [ "$status" -eq 0 ] || [ "${CONFORMANCE_RERUN:-1}" != 1 ]; then
+  exit "$status"
+fi
+mapfile -t failed < <(sed -n 's/^FAILED: \(.*\):$/\1/p' "$log" | sort -u)
+if [ "${#failed[@]}" -eq 0 ] || [ "${#failed[@]}" -gt 5 ]; then
+  exit "$status"
+fi
+rerun=()
+for name in "${failed[@]}"; do
+  rerun+=(--run "$name")
+done
+for attempt in 1 2; do
+  echo "conformance: rerun $attempt of ${#failed[@]} failed case(s)" >&2
+  "$gobin/connectconformance" "${args[@]}" "${rerun[@]}" "${server[@]}"
+done
+printf 'conformance: FLAKY (failed once, then passed twice on its own): %s\n' "${failed[@]}" >&2
