@@ -344,6 +344,7 @@ func newH2Conn(t *h2Transport, nc net.Conn) (*h2Conn, error) {
 	cc.rfr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cc.rfr.MaxHeaderListSize = h2MaxHeaderList
 	cc.rfr.SetMaxReadFrameSize(16384)
+	cc.rfr.SetReuseFrames() // readFrames copies what it keeps
 	cc.lastRead.Store(time.Now().UnixNano())
 
 	_ = nc.SetWriteDeadline(time.Now().Add(h2DialTimeout))
@@ -1291,6 +1292,14 @@ func (b *h2Body) Read(p []byte) (int, error) {
 		cc.returnConn(connOnly)
 	}
 	return n, nil
+}
+
+// Buffered returns how many bytes Read can return without waiting.
+func (b *h2Body) Buffered() int {
+	cs := (*h2Stream)(b)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.buf)
 }
 
 // Close ends the call: a stream still open is reset, and bytes not read

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 
@@ -182,6 +183,23 @@ func (t *transcodeReader) status() *rpcStatus {
 	return t.st
 }
 
+// moreBuffered reports whether the backend's response has bytes ready now,
+// so that a flush to the client can wait for them: small messages that
+// arrive together leave together. Before saying no it yields once, as
+// grpc-go's writer does before a flush, to let the connection's read loop
+// add what it is reading.
+func moreBuffered(body io.Reader) bool {
+	b, ok := body.(interface{ Buffered() int })
+	if !ok {
+		return false
+	}
+	if b.Buffered() > 0 {
+		return true
+	}
+	runtime.Gosched()
+	return b.Buffered() > 0
+}
+
 // pump moves the backend's response frames to dst, flushing after each
 // read for streaming responses. boundary reports whether what was written
 // ends between two messages, where a final frame can still follow.
@@ -204,7 +222,7 @@ func (c *call) pump(dst io.Writer, resp *http.Response) (boundary bool, err erro
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return false, clientWriteFailed(err)
 			}
-			if stream {
+			if stream && !moreBuffered(resp.Body) {
 				c.flush()
 			}
 		}
@@ -253,7 +271,7 @@ func (c *call) pumpJSON(dst io.Writer, resp *http.Response, stream bool) (bool, 
 		if _, err := dst.Write(out.Bytes()); err != nil {
 			return false, clientWriteFailed(err)
 		}
-		if stream {
+		if stream && !moreBuffered(resp.Body) {
 			c.flush()
 		}
 	}
