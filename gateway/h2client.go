@@ -594,9 +594,6 @@ func (cc *h2Conn) roundTrip(ctx context.Context, req *http.Request, wholeResp bo
 	}
 }
 
-// bytesBodyData returns the whole body of req (a bytesBody).
-func bytesBodyData(req *http.Request) []byte { return req.Body.(bytesBody).data }
-
 // close ends the connection and fails every stream on it.
 func (cc *h2Conn) close(err error) {
 	cc.mu.Lock()
