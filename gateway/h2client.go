@@ -562,9 +562,17 @@ func (cc *h2Conn) roundTrip(ctx context.Context, req *http.Request, wholeResp bo
 		if cs.id == 0 {
 			cs.stopCtx()
 			cc.release()
-		} else {
-			cs.abort(err, false)
+			return nil, err
 		}
+		select {
+		case <-cs.respReady:
+			// The backend answered in full and closed the connection
+			// while the request was still being written: the answer
+			// stands, as net/http's transport has it.
+			return cs.resp, nil
+		default:
+		}
+		cs.abort(err, false)
 		return nil, err
 	}
 	if !cs.sentEnd.Load() {
