@@ -212,10 +212,24 @@ func (t *h2Transport) conn(ctx context.Context) (*h2Conn, error) {
 			if d.err != nil {
 				return nil, d.err
 			}
+			if d.cc.reserve() {
+				return d.cc, nil
+			}
+			if d.cc.takesNoStreams() {
+				// Dialing again would get the same answer, forever.
+				return nil, errors.New("backend allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS is 0)")
+			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// takesNoStreams reports a backend that allows no stream at all.
+func (cc *h2Conn) takesNoStreams() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.maxStreams == 0
 }
 
 func (t *h2Transport) dialConn(d *h2Dial) {

@@ -388,11 +388,11 @@ func h2ResponseSeed(tb testing.TB, endHeaders bool) []byte {
 // h2FakeBackendCall makes one call through a transport whose backend
 // answers with a valid SETTINGS frame and then data. It returns the body
 // read to its end and the trailers, or the call's error.
-func h2FakeBackendCall(tb testing.TB, data []byte, whole bool) (body []byte, trailer http.Header, err error) {
+func h2FakeBackendCall(tb testing.TB, data []byte, whole bool, settings ...http2.Setting) (body []byte, trailer http.Header, err error) {
 	client, server := net.Pipe()
 	tr := &h2Transport{authority: "backend", scheme: "http"}
 	tr.dial = func(context.Context) (net.Conn, error) { return client, nil }
-	served := make(chan struct{})
+	served, quit := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(served)
 		// SETTINGS at once (the transport waits for them), the data once
@@ -416,16 +416,17 @@ func h2FakeBackendCall(tb testing.TB, data []byte, whole bool) (body []byte, tra
 				}
 			}
 		}()
-		if http2.NewFramer(server, nil).WriteSettings() != nil {
+		if http2.NewFramer(server, nil).WriteSettings(settings...) != nil {
 			return
 		}
 		select {
 		case <-headers:
 			_, _ = server.Write(data)
-		case <-time.After(time.Second):
+		case <-quit:
 		}
 	}()
 	defer func() {
+		close(quit)
 		tr.Close()
 		_ = server.Close()
 		<-served
@@ -453,6 +454,19 @@ func TestH2FakeBackend(t *testing.T) {
 		if len(body) < 5 || greeting(t, body[5:]) != "Hello" || trailer.Get("Grpc-Status") != "0" {
 			t.Errorf("whole=%v: body %q, trailer %v", whole, body, trailer)
 		}
+	}
+}
+
+// TestH2BackendAllowsNoStreams: a backend whose SETTINGS allow no stream
+// fails the call at once; dialing again would get the same answer forever.
+func TestH2BackendAllowsNoStreams(t *testing.T) {
+	start := time.Now()
+	_, _, err := h2FakeBackendCall(t, nil, false, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 0})
+	if err == nil || !strings.Contains(err.Error(), "no streams") {
+		t.Errorf("err = %v, want the backend's refusal of every stream", err)
+	}
+	if d := time.Since(start); d > 40*time.Millisecond {
+		t.Errorf("took %v: the transport kept dialing until the deadline", d)
 	}
 }
 
