@@ -1,0 +1,311 @@
+package gateway
+
+// The write side and the life of one backend connection of h2Transport;
+// the read side is in h2read.go, the calls on it in h2stream.go.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// h2Conn is one HTTP/2 connection to the backend.
+type h2Conn struct {
+	t  *h2Transport
+	nc net.Conn
+
+	// The write side: frames go to bw under wmu; see writeFrames.
+	wmu     sync.Mutex
+	bw      *bufio.Writer
+	wfr     *http2.Framer
+	henc    *hpack.Encoder
+	hbuf    bytes.Buffer
+	waiting atomic.Int32 // writers queued for wmu or holding it
+	werr    error
+
+	rfr      *http2.Framer // read by readLoop only
+	lastRead atomic.Int64  // unix nanoseconds of the last frame read
+
+	mu           sync.Mutex
+	cond         sync.Cond // send windows, stream aborts, close
+	streams      map[uint32]*h2Stream
+	nextID       uint32
+	active       int    // streams reserved or open
+	maxStreams   int    // the backend's limit
+	sendWindow   int64  // connection send window
+	initWindow   int64  // the backend's initial stream window
+	maxFrame     int    // the backend's largest frame we may send
+	connUnacked  int    // received bytes read or dropped, not yet returned
+	goAway       bool   // no new streams
+	lastStreamID uint32 // from GOAWAY: streams above it were not processed
+	closed       bool
+	closeErr     error
+	done         chan struct{} // closed with the connection
+	settingsSeen chan struct{} // closed at the backend's first SETTINGS
+}
+
+const h2ConnWindow = backendConnWindow
+
+func newH2Conn(t *h2Transport, nc net.Conn) (*h2Conn, error) {
+	cc := &h2Conn{
+		t:            t,
+		nc:           nc,
+		bw:           bufio.NewWriterSize(nc, 32<<10),
+		streams:      make(map[uint32]*h2Stream),
+		nextID:       1,
+		maxStreams:   h2InitialMaxStreams,
+		sendWindow:   65535,
+		initWindow:   65535,
+		maxFrame:     16384,
+		done:         make(chan struct{}),
+		settingsSeen: make(chan struct{}),
+	}
+	cc.cond.L = &cc.mu
+	cc.wfr = http2.NewFramer(cc.bw, nil)
+	cc.henc = hpack.NewEncoder(&cc.hbuf)
+	cc.rfr = http2.NewFramer(nil, bufio.NewReaderSize(nc, 32<<10))
+	cc.rfr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	cc.rfr.MaxHeaderListSize = h2MaxHeaderList
+	cc.rfr.SetMaxReadFrameSize(16384)
+	cc.rfr.SetReuseFrames() // readFrames copies what it keeps
+	cc.lastRead.Store(time.Now().UnixNano())
+
+	_ = nc.SetWriteDeadline(time.Now().Add(h2DialTimeout))
+	_, err := cc.bw.WriteString(http2.ClientPreface)
+	if err == nil {
+		err = cc.wfr.WriteSettings(
+			http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: backendStreamWindow},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: h2MaxHeaderList},
+		)
+	}
+	if err == nil {
+		err = cc.wfr.WriteWindowUpdate(0, h2ConnWindow-65535)
+	}
+	if err == nil {
+		err = cc.bw.Flush()
+	}
+	_ = nc.SetWriteDeadline(time.Time{})
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	go cc.readLoop()
+	go cc.keepalive()
+	return cc, nil
+}
+
+// reserve takes a stream slot when the connection has one.
+func (cc *h2Conn) reserve() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.closed || cc.goAway || cc.active >= cc.maxStreams || cc.nextID >= 1<<31-1 {
+		return false
+	}
+	cc.active++
+	return true
+}
+
+// release gives back a slot reserved for a stream that never opened.
+func (cc *h2Conn) release() {
+	cc.mu.Lock()
+	cc.active--
+	cc.mu.Unlock()
+}
+
+// writeFrames runs fn, which writes frames with wfr, under the write lock.
+// The flush is left to the last writer queued: frames of concurrent calls
+// leave in one write.
+func (cc *h2Conn) writeFrames(fn func() error) error {
+	cc.waiting.Add(1)
+	cc.wmu.Lock()
+	if cc.werr != nil {
+		// Nothing of this writer's went out: a call may be retried.
+		cc.waiting.Add(-1)
+		cc.wmu.Unlock()
+		return &h2Refused{reason: "connection broken: " + cc.werr.Error()}
+	}
+	err := fn()
+	if cc.waiting.Add(-1) == 0 && err == nil && cc.werr == nil {
+		err = cc.bw.Flush()
+	}
+	if err != nil {
+		cc.werr = err // a frame went out in part: the connection is lost
+	}
+	cc.wmu.Unlock()
+	if err != nil {
+		cc.close(err)
+	}
+	return err
+}
+
+// writeHeaderBlock encodes req's headers and writes them as HEADERS (and
+// CONTINUATION) frames; wmu is held.
+func (cc *h2Conn) writeHeaderBlock(id uint32, req *http.Request, endStream bool) error {
+	cc.hbuf.Reset()
+	host := req.Host
+	if host == "" {
+		host = cc.t.authority
+	}
+	path := req.URL.Path
+	if req.URL.RawQuery != "" || path == "" {
+		path = req.URL.RequestURI()
+	}
+	enc := cc.henc
+	_ = enc.WriteField(hpack.HeaderField{Name: ":method", Value: req.Method})
+	_ = enc.WriteField(hpack.HeaderField{Name: ":scheme", Value: cc.t.scheme})
+	_ = enc.WriteField(hpack.HeaderField{Name: ":authority", Value: host})
+	_ = enc.WriteField(hpack.HeaderField{Name: ":path", Value: path})
+	for k, vs := range req.Header {
+		name, ok := h2FieldName(k)
+		if !ok {
+			continue
+		}
+		for _, v := range vs {
+			if name == "te" && v != "trailers" {
+				continue
+			}
+			_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v, Sensitive: name == "authorization"})
+		}
+	}
+	if req.ContentLength > 0 {
+		_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(req.ContentLength, 10)})
+	}
+	block := cc.hbuf.Bytes()
+	first := true
+	for len(block) > 0 || first {
+		n := min(len(block), 16384) // the least SETTINGS_MAX_FRAME_SIZE a peer may set
+		frag := block[:n]
+		block = block[n:]
+		var err error
+		if first {
+			err = cc.wfr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: endStream, EndHeaders: len(block) == 0})
+			first = false
+		} else {
+			err = cc.wfr.WriteContinuation(id, len(block) == 0, frag)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// h2FieldName is the HTTP/2 field name of header k, ok false for the
+// headers HTTP/2 forbids.
+func h2FieldName(k string) (string, bool) {
+	if lower, ok := commonFieldNames[k]; ok {
+		return lower, true
+	}
+	switch http.CanonicalHeaderKey(k) {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Host", "Content-Length":
+		return "", false
+	}
+	return strings.ToLower(k), true
+}
+
+// commonFieldNames maps the canonical keys of the headers most calls carry
+// to their HTTP/2 names, sparing a lowercase copy per header per call.
+var commonFieldNames = func() map[string]string {
+	m := make(map[string]string)
+	for _, k := range []string{"Content-Type", "Te", "Grpc-Timeout", "Grpc-Encoding", "Grpc-Accept-Encoding",
+		"User-Agent", "Authorization", "X-Request-Id", "Accept-Encoding", "Origin", "Referer",
+		"X-Grpc-Web", "X-User-Agent", "Grpc-Message-Type", "Traceparent", "Tracestate"} {
+		m[k] = strings.ToLower(k)
+	}
+	return m
+}()
+
+// takesNoStreams reports a backend that allows no stream at all.
+func (cc *h2Conn) takesNoStreams() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.maxStreams == 0
+}
+func (cc *h2Conn) close(err error) {
+	cc.mu.Lock()
+	if cc.closed {
+		cc.mu.Unlock()
+		return
+	}
+	cc.closed = true
+	cc.closeErr = err
+	streams := make([]*h2Stream, 0, len(cc.streams))
+	for _, cs := range cc.streams {
+		streams = append(streams, cs)
+	}
+	cc.cond.Broadcast()
+	cc.mu.Unlock()
+	close(cc.done)
+	cc.t.forget(cc)
+	_ = cc.nc.Close()
+	for _, cs := range streams {
+		serr := err
+		if cs.id > cc.lastStreamIDIfGoAway() {
+			serr = &h2Refused{reason: "connection closed"}
+		}
+		cs.abort(serr, false)
+	}
+}
+
+func (cc *h2Conn) lastStreamIDIfGoAway() uint32 {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.goAway {
+		return cc.lastStreamID
+	}
+	return 1<<31 - 1
+}
+
+func (cc *h2Conn) busy() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.active > 0
+}
+
+func (cc *h2Conn) closeIfIdle() {
+	cc.mu.Lock()
+	idle := cc.active == 0
+	cc.mu.Unlock()
+	if idle {
+		cc.close(errH2Closed)
+	}
+}
+
+// keepalive pings a connection that read nothing for a while and closes it
+// when the ping goes unanswered.
+func (cc *h2Conn) keepalive() {
+	tick := time.NewTicker(h2PingTimeout / 3)
+	defer tick.Stop()
+	var pingSent time.Time
+	for {
+		select {
+		case <-cc.done:
+			return
+		case now := <-tick.C:
+			last := time.Unix(0, cc.lastRead.Load())
+			switch {
+			case !pingSent.IsZero() && last.Before(pingSent) && now.Sub(pingSent) > h2PingTimeout:
+				cc.close(errors.New("backend did not answer a ping"))
+				return
+			case now.Sub(last) > h2PingAfter && (pingSent.IsZero() || last.After(pingSent)) && cc.busy():
+				// Only a connection carrying calls is pinged: gRPC servers
+				// take pings on an idle connection as abuse.
+				pingSent = now
+				_ = cc.writeFrames(func() error { return cc.wfr.WritePing(false, [8]byte{'c', 'o', 'r', 's', 'g', 'a', 't', 'e'}) })
+			}
+		}
+	}
+}
+
+// readLoop reads the backend's frames until the connection ends.

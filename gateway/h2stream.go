@@ -1,0 +1,479 @@
+package gateway
+
+// One call of h2Transport on a connection: opening it, its request body
+// within the send windows, and its response body.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/net/http2"
+)
+
+// bytesBody is a request body held whole, whose bytes a transport may take
+// without reading.
+type bytesBody struct {
+	*bytes.Reader
+	data []byte
+}
+
+func (b bytesBody) Close() error { return nil }
+
+// roundTrip opens a stream on cc (a slot is reserved) and waits for the
+// response headers.
+func (cc *h2Conn) roundTrip(ctx context.Context, req *http.Request, wholeResp bool) (*http.Response, error) {
+	cs := &h2Stream{cc: cc, req: req, ctx: ctx, respReady: make(chan struct{}), aborted: make(chan struct{}),
+		sendDone: make(chan struct{}), recvWindow: backendStreamWindow, whole: wholeResp}
+	cs.readCond.L = &cs.mu
+	var whole []byte
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if bb, ok := req.Body.(bytesBody); ok {
+		whole, hasBody = bb.data, len(bb.data) > 0
+	}
+	cs.stopCtx = context.AfterFunc(ctx, func() { cs.abort(ctx.Err(), true) })
+	// Open the stream: the ID is taken under the write lock, so that IDs
+	// go out in order. A body held whole goes with the headers when the
+	// windows allow, in the same write.
+	var refusal error
+	err := cc.writeFrames(func() error {
+		cc.mu.Lock()
+		switch {
+		case cc.closed || cc.goAway:
+			refusal = &h2Refused{reason: "connection closing"}
+		case cs.isAborted():
+			refusal = cs.err
+		}
+		if refusal != nil {
+			cc.mu.Unlock()
+			return nil
+		}
+		cs.id = cc.nextID
+		cc.nextID += 2
+		cs.sendWindow = cc.initWindow
+		cc.streams[cs.id] = cs
+		inline := whole != nil && int64(len(whole)) <= min(cc.sendWindow, cs.sendWindow) && len(whole) <= cc.maxFrame
+		if inline {
+			cc.sendWindow -= int64(len(whole))
+			cs.sendWindow -= int64(len(whole))
+		}
+		cc.mu.Unlock()
+		if err := cc.writeHeaderBlock(cs.id, req, !hasBody); err != nil {
+			return err
+		}
+		if inline {
+			cs.sentEnd.Store(true)
+			data := whole
+			whole = nil
+			return cc.wfr.WriteData(cs.id, true, data)
+		}
+		if !hasBody {
+			cs.sentEnd.Store(true)
+		}
+		return nil
+	})
+	if err == nil {
+		err = refusal
+	}
+	if err != nil {
+		cs.noSender()
+		if cs.id == 0 {
+			cs.stopCtx()
+			cc.release()
+			return nil, err
+		}
+		select {
+		case <-cs.respReady:
+			// The backend answered in full and closed the connection
+			// while the request was still being written: the answer
+			// stands, as net/http's transport has it.
+			return cs.resp, nil
+		default:
+		}
+		cs.abort(err, false)
+		return nil, err
+	}
+	if !cs.sentEnd.Load() {
+		go cs.sendBody(req.Body, whole)
+	} else {
+		cs.noSender()
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+	}
+	select {
+	case <-cs.respReady:
+		return cs.resp, nil
+	case <-cs.aborted:
+		// The headers may have raced the abort: prefer them.
+		select {
+		case <-cs.respReady:
+			return cs.resp, nil
+		default:
+		}
+		// As net/http's transport does: once this returns, the request
+		// body is closed and no longer read. Closing an HTTP/1.1 client's
+		// body reads on to its end (within net/http's bound), so the
+		// client's connection stays usable when the call is answered.
+		<-cs.sendDone
+		return nil, cs.err
+	}
+}
+
+// close ends the connection and fails every stream on it.
+// h2Stream is one call on a connection. It is forgotten by the connection
+// (its slot freed) once both sides ended, or when it is aborted.
+type h2Stream struct {
+	cc      *h2Conn
+	req     *http.Request
+	ctx     context.Context
+	id      uint32 // 0 until the HEADERS go out
+	stopCtx func() bool
+
+	respReady chan struct{} // closed when resp is handed over (see ready)
+	aborted   chan struct{} // closed by abort
+	whole     bool          // hand resp over at the end of the response
+	handed    bool          // respReady is closed; guarded by mu
+	abortOnce sync.Once
+	err       error // why the stream was aborted
+
+	sendDone   chan struct{} // closed when the request body is done with
+	senderMu   sync.Mutex
+	senderGone bool          // the sender exited (or never ran)
+	closing    chan struct{} // closed when interruptSender's close returned
+	sendWindow int64         // guarded by cc.mu
+	sentEnd    atomic.Bool   // END_STREAM went out
+	forgotten  atomic.Bool
+
+	mu         sync.Mutex
+	readCond   sync.Cond
+	resp       *http.Response
+	buf        []byte
+	readErr    error // what Read returns once buf is empty
+	recvEnd    bool  // the backend ended its side (or the stream was aborted)
+	trailer    http.Header
+	recvWindow int // bytes the backend may still send
+	unacked    int // bytes read and not yet returned to the backend
+}
+
+// sendBody writes the request body as DATA frames, within the windows,
+// then ends the stream. whole is the body when held whole.
+func (cs *h2Stream) sendBody(body io.ReadCloser, whole []byte) {
+	defer cs.senderExit(body)
+	err := cs.copyBody(body, whole)
+	if err != nil {
+		cs.abort(err, true)
+		return
+	}
+	cs.mu.Lock()
+	done := cs.recvEnd
+	cs.mu.Unlock()
+	if done {
+		cs.forget()
+	}
+}
+
+func (cs *h2Stream) copyBody(body io.Reader, whole []byte) error {
+	if whole != nil {
+		return cs.writeData(whole, true)
+	}
+	bp := getCopyBuf()
+	defer putCopyBuf(bp)
+	buf := *bp
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if err := cs.writeData(buf[:n], false); err != nil {
+				return err
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			return cs.writeData(nil, true)
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// writeData sends p within the send windows, ending the stream with the
+// last frame when end.
+func (cs *h2Stream) writeData(p []byte, end bool) error {
+	cc := cs.cc
+	for {
+		cc.mu.Lock()
+		for len(p) > 0 && (cs.sendWindow <= 0 || cc.sendWindow <= 0) && !cc.closed && !cs.isAborted() {
+			cc.cond.Wait()
+		}
+		if cc.closed {
+			err := cc.closeErr
+			cc.mu.Unlock()
+			return err
+		}
+		if cs.isAborted() {
+			cc.mu.Unlock()
+			return cs.err
+		}
+		n := int(min(int64(len(p)), cs.sendWindow, cc.sendWindow, int64(cc.maxFrame)))
+		cs.sendWindow -= int64(n)
+		cc.sendWindow -= int64(n)
+		cc.mu.Unlock()
+		chunk := p[:n]
+		p = p[n:]
+		last := end && len(p) == 0
+		var aborted bool
+		if err := cc.writeFrames(func() error {
+			if cs.isAborted() {
+				aborted = true // its RST_STREAM may be out already
+				return nil
+			}
+			if last {
+				cs.sentEnd.Store(true)
+			}
+			return cc.wfr.WriteData(cs.id, last, chunk)
+		}); err != nil {
+			return err
+		}
+		if aborted {
+			return cs.err
+		}
+		if len(p) == 0 {
+			return nil
+		}
+	}
+}
+
+func (cs *h2Stream) isAborted() bool {
+	select {
+	case <-cs.aborted:
+		return true
+	default:
+		return false
+	}
+}
+
+// interruptSender closes the request body while the sender may be blocked
+// reading it. In a goroutine, as net/http's transport does: closing a
+// request body can wait for the read under way (an HTTP/1.1 server's does,
+// then reads on to the body's end), and abort may run on the connection's
+// read loop. The sender waits for it before it reports done.
+func (cs *h2Stream) interruptSender() {
+	cs.senderMu.Lock()
+	defer cs.senderMu.Unlock()
+	if cs.senderGone || cs.closing != nil {
+		return
+	}
+	done := make(chan struct{})
+	cs.closing = done
+	go func() {
+		defer close(done)
+		_ = cs.req.Body.Close()
+	}()
+}
+
+// noSender marks a stream whose body needs no sender.
+func (cs *h2Stream) noSender() {
+	cs.senderMu.Lock()
+	cs.senderGone = true
+	cs.senderMu.Unlock()
+	close(cs.sendDone)
+}
+
+// senderExit ends the sender: the body is closed, and nothing touches it
+// once sendDone is closed.
+func (cs *h2Stream) senderExit(body io.Closer) {
+	_ = body.Close()
+	cs.senderMu.Lock()
+	cs.senderGone = true
+	closing := cs.closing
+	cs.senderMu.Unlock()
+	if closing != nil {
+		<-closing
+	}
+	close(cs.sendDone)
+}
+
+// finishRecv runs when the backend ended its side. A request still
+// streaming is cut: the backend answered and reads no more.
+func (cs *h2Stream) finishRecv() {
+	if !cs.sentEnd.Load() {
+		cs.abort(errStreamAnswered, true)
+		return
+	}
+	cs.forget()
+}
+
+// errStreamAnswered ends a request stream the backend finished answering.
+var errStreamAnswered = errors.New("backend answered before the request ended")
+
+// forget removes the stream from the connection, once, and returns the
+// connection window of the bytes read but not yet returned.
+func (cs *h2Stream) forget() {
+	if cs.forgotten.Swap(true) {
+		return
+	}
+	cc := cs.cc
+	cs.mu.Lock()
+	unacked := cs.unacked
+	cs.unacked = 0
+	cs.mu.Unlock()
+	cc.mu.Lock()
+	delete(cc.streams, cs.id)
+	cc.active--
+	goAwayIdle := cc.goAway && cc.active == 0
+	cc.mu.Unlock()
+	cs.stopCtx()
+	if unacked > 0 {
+		cc.returnConn(unacked)
+	}
+	if goAwayIdle {
+		cc.close(errors.New("backend sent GOAWAY"))
+	}
+}
+
+// abort ends the stream with err; reset sends RST_STREAM(CANCEL) to the
+// backend when the stream is still open there.
+func (cs *h2Stream) abort(err error, reset bool) {
+	first := false
+	cs.abortOnce.Do(func() {
+		first = true
+		cs.err = err
+		close(cs.aborted)
+	})
+	if !first {
+		return
+	}
+	cc := cs.cc
+	cs.mu.Lock()
+	open := !cs.recvEnd || !cs.sentEnd.Load()
+	dropped := 0
+	if !cs.recvEnd {
+		// The response is cut: what was not read is dropped.
+		cs.readErr = err
+		dropped = len(cs.buf)
+		cs.buf = nil
+		cs.recvEnd = true
+	}
+	cs.readCond.Broadcast()
+	cs.mu.Unlock()
+	cc.mu.Lock()
+	cc.cond.Broadcast()
+	cc.mu.Unlock()
+	if dropped > 0 {
+		cc.returnConn(dropped)
+	}
+	cs.interruptSender()
+	if cs.id == 0 {
+		return
+	}
+	if reset && open {
+		id := cs.id
+		_ = cc.writeFrames(func() error { return cc.wfr.WriteRSTStream(id, http2.ErrCodeCancel) })
+	}
+	cs.forget()
+}
+
+// h2HandOver is how much of a whole response is buffered before it is
+// handed over anyway: the backend stops at the stream window, so waiting
+// for the end could wait forever.
+const h2HandOver = backendStreamWindow / 4
+
+// handOverLocked hands the response to roundTrip, once; cs.mu is held.
+func (cs *h2Stream) handOverLocked() {
+	if !cs.handed {
+		cs.handed = true
+		close(cs.respReady)
+	}
+}
+
+// h2Body is the response body of a stream.
+type h2Body h2Stream
+
+func (b *h2Body) Read(p []byte) (int, error) {
+	cs := (*h2Stream)(b)
+	cs.mu.Lock()
+	for len(cs.buf) == 0 && cs.readErr == nil {
+		cs.readCond.Wait()
+	}
+	if len(cs.buf) == 0 {
+		err := cs.readErr
+		if err == io.EOF && cs.trailer != nil {
+			cs.resp.Trailer = cs.trailer
+			cs.trailer = nil
+		}
+		cs.mu.Unlock()
+		return 0, err
+	}
+	n := copy(p, cs.buf)
+	cs.buf = cs.buf[n:]
+	if len(cs.buf) == 0 {
+		cs.buf = nil
+	}
+	update, connOnly := 0, 0
+	if cs.recvEnd {
+		connOnly = n // the stream takes no more: return the connection's share now
+	} else {
+		cs.unacked += n
+		if cs.unacked >= backendStreamWindow/2 {
+			update, cs.unacked = cs.unacked, 0
+			cs.recvWindow += update
+		}
+	}
+	cs.mu.Unlock()
+	cc := cs.cc
+	if update > 0 {
+		id := cs.id
+		_ = cc.writeFrames(func() error { return cc.wfr.WriteWindowUpdate(id, uint32(update)) })
+		connOnly = update
+	}
+	if connOnly > 0 {
+		cc.returnConn(connOnly)
+	}
+	return n, nil
+}
+
+// Buffered returns how many bytes Read can return without waiting.
+func (b *h2Body) Buffered() int {
+	cs := (*h2Stream)(b)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.buf)
+}
+
+// Close ends the call: a stream still open is reset, and bytes not read
+// are dropped.
+func (b *h2Body) Close() error {
+	cs := (*h2Stream)(b)
+	cs.mu.Lock()
+	done := cs.recvEnd && cs.sentEnd.Load()
+	dropped := 0
+	if done {
+		dropped = len(cs.buf)
+		cs.buf = nil
+		if cs.readErr == nil || cs.readErr == io.EOF {
+			cs.readErr = errBodyClosed
+		}
+	}
+	cs.mu.Unlock()
+	if !done {
+		cs.abort(errBodyClosed, true)
+	} else {
+		if dropped > 0 {
+			cs.cc.returnConn(dropped)
+		}
+		cs.forget()
+	}
+	// As net/http's transport does: the request body is done with once
+	// the response body is closed, unless the call's context ended.
+	select {
+	case <-cs.sendDone:
+	case <-cs.ctx.Done():
+	}
+	return nil
+}
+
+var errBodyClosed = errors.New("gateway: read on a closed backend response body")
