@@ -28,10 +28,14 @@ import (
 // bytes ahead of what the gateway's client has read (memory per stuck
 // client is bounded by it); the connection window is large, and returned as
 // streams are read or dropped, so stuck clients pin only their own streams.
-// Idle connections are pinged, and a connection that does not answer is
-// closed, failing its calls with UNAVAILABLE. A call that the backend
-// refused before processing it (REFUSED_STREAM, or a GOAWAY that excludes
-// it) is retried on another connection when its body can be replayed.
+// A connection carrying calls that goes silent is pinged, and closed when
+// the ping goes unanswered, failing its calls with UNAVAILABLE. A call that
+// the backend refused before processing it (REFUSED_STREAM, or a GOAWAY
+// that excludes it) is retried on another connection when its body can be
+// replayed.
+//
+// Files: h2client.go the transport and its pool, h2conn.go a connection's
+// write side and life, h2read.go its read loop, h2stream.go one call.
 type h2Transport struct {
 	authority string
 	scheme    string
