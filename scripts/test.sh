@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs every corsgate test on a fresh machine: it installs what the tests need
 # when it is missing (buf from npm, the web toolchain from npm, Chromium from
-# apt, the conformance suite with go install), checks that generated files are
+# apt; every Go tool is pinned with a tool line in a go.mod and run with
+# go tool), checks that generated files are
 # fresh, then runs vet, the Go tests, short fuzzing, the conformance suite and a
 # smoke run of the benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-export PATH="$(go env GOPATH)/bin:$PATH"
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -40,10 +40,7 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
-if ! command -v staticcheck >/dev/null 2>&1; then
-  go install honnef.co/go/tools/cmd/staticcheck@2026.2.2
-fi
-staticcheck ./...
+go tool staticcheck ./...
 
 step "go test"
 go test -count=1 ./...

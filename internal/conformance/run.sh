@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the connectrpc conformance suite (server mode) against corsgate's
-# gateway in front of the suite's reference server. Installs the suite's
-# commands with go install when they are missing, builds the wrapper
-# (./gatewayserver), and runs:
+# gateway in front of the suite's reference server. The suite's commands are
+# pinned with tool lines in internal/tools/go.mod (go tool builds them), the
+# wrapper (./gatewayserver) is built, and it runs:
 #
 #   connectconformance --mode server --conf config.yaml [--known-failing @known-failing.txt]
 #     [--known-flaky @known-flaky.txt] -- gatewayserver --protos DIR --referenceserver PATH
@@ -27,23 +27,23 @@ root=$(cd "$here/../.." && pwd)
 version=v1.0.7
 parallel=${CONFORMANCE_PARALLEL:-2}
 
-gobin=$(go env GOBIN)
-[ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# The tools, at the pinned version. Installed from an empty folder, so that
-# corsgate's go.mod is left alone.
-for tool in connectconformance referenceserver; do
-  if ! "$gobin/$tool" --version 2>/dev/null | grep -q " $version\$"; then
-    echo "installing $tool@$version into $gobin" >&2
-    (cd "$tmp" && GOBIN="$gobin" go install "connectrpc.com/conformance/cmd/$tool@$version")
+# The suite's commands, built by go tool at the version go.sum pins; -n
+# prints the built binary's path instead of running it.
+cd "$root"
+connectconformance=$(go tool -n connectconformance)
+referenceserver=$(go tool -n referenceserver)
+for tool in "$connectconformance" "$referenceserver"; do
+  if ! "$tool" --version 2>/dev/null | grep -q " $version\$"; then
+    echo "conformance: $tool is not $version; align internal/tools/go.mod and run.sh" >&2
+    exit 1
   fi
 done
 
-# The suite's .proto files: the module's source, from the module cache.
-dir=$(cd "$tmp" && go mod download -json "connectrpc.com/conformance@$version" |
-  sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+# The suite's .proto files: the pinned module's source, from the module cache.
+dir=$(go list -m -f '{{.Dir}}' connectrpc.com/conformance)
 protos="$dir/proto"
 if [ ! -f "$protos/connectrpc/conformance/v1/service.proto" ]; then
   echo "conformance protos not found in $protos" >&2
@@ -59,10 +59,10 @@ for list in known-failing known-flaky; do
   fi
 done
 cd "$tmp"
-server=(-- "$tmp/gatewayserver" --protos "$protos" --referenceserver "$gobin/referenceserver")
+server=(-- "$tmp/gatewayserver" --protos "$protos" --referenceserver "$referenceserver")
 log="$tmp/conformance.log"
 status=0
-"$gobin/connectconformance" "${args[@]}" "$@" "${server[@]}" 2>&1 | tee "$log" || status=$?
+"$connectconformance" "${args[@]}" "$@" "${server[@]}" 2>&1 | tee "$log" || status=$?
 if [ "$status" -eq 0 ] || [ "${CONFORMANCE_RERUN:-1}" != 1 ]; then
   exit "$status"
 fi
@@ -76,6 +76,6 @@ for name in "${failed[@]}"; do
 done
 for attempt in 1 2; do
   echo "conformance: rerun $attempt of ${#failed[@]} failed case(s)" >&2
-  "$gobin/connectconformance" "${args[@]}" "${rerun[@]}" "${server[@]}"
+  "$connectconformance" "${args[@]}" "${rerun[@]}" "${server[@]}"
 done
 printf 'conformance: FLAKY (failed once, then passed twice on its own): %s\n' "${failed[@]}" >&2

@@ -175,7 +175,7 @@ func startReference(ctx context.Context, schema *schema, path string, log *slog.
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w (install it with go install connectrpc.com/conformance/cmd/referenceserver@v1.0.7)", path, err)
+		return nil, fmt.Errorf("starting %s: %w (internal/conformance/run.sh passes the one pinned in internal/tools/go.mod)", path, err)
 	}
 	ref := &reference{cmd: cmd, exited: make(chan struct{})}
 	go func() {
