@@ -39,11 +39,14 @@ unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^gen/') || true)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
-go vet ./...
-go tool staticcheck ./...
+# Every module of go.work: the root and the nested test, benchmark and tool
+# modules (./... from the root stops at a nested go.mod).
+mapfile -t modules < <(go list -m -f '{{.Dir}}/...')
+go vet "${modules[@]}"
+go tool staticcheck "${modules[@]}"
 
 step "go test"
-go test -count=1 ./...
+go test -count=1 "${modules[@]}"
 go test -count=1 -race ./interceptor/... ./internal/rpcerr/... ./gateway/...
 
 step "fuzz (short)"
@@ -53,6 +56,6 @@ step "conformance suite"
 bash internal/conformance/run.sh
 
 step "benchmarks run (smoke, not timed)"
-go test -run='^$' -bench=. -benchtime=1x ./interceptor/... ./gateway/...
+go test -run='^$' -bench=. -benchtime=1x ./interceptor/... ./gateway/... ./internal/bench/...
 
 step "all tests passed"

@@ -2,8 +2,8 @@
 // loopback, against one grpc-go backend (internal/greetd):
 //
 //   - corsgate: the `corsgate serve` binary, built from ./cmd/corsgate;
-//   - grpcwebproxy: improbable-eng's grpcwebproxy v0.15.0, installed with
-//     `go install` when missing;
+//   - grpcwebproxy: improbable-eng's grpcwebproxy v0.15.0, pinned by a tool
+//     line of this module's go.mod and built with `go tool`;
 //   - revproxy: a plain httputil.ReverseProxy over h2c passing gRPC through,
 //     the floor any proxy pays;
 //   - direct: a connect-go handler serving the service itself, the
@@ -101,7 +101,7 @@ func parseFlags(args []string, errw io.Writer) (config, error) {
 	fs.StringVar(&cfg.outFile, "out", "", "also write the markdown report to this file")
 	fs.StringVar(&cfg.corsgateBin, "corsgate", "", "corsgate binary to run (default: go build ./cmd/corsgate into a temporary directory)")
 	fs.BoolVar(&cfg.corsgateMetr, "corsgate-metrics", true, "run corsgate with --metrics-listen, as grpcwebproxy always records Prometheus metrics; gives the memory case its heap figure")
-	fs.StringVar(&cfg.grpcwebproxy, "grpcwebproxy", "", "grpcwebproxy binary to run (default: $GOBIN or $GOPATH/bin, go install'ed when missing)")
+	fs.StringVar(&cfg.grpcwebproxy, "grpcwebproxy", "", "grpcwebproxy binary to run (default: the one internal/bench/go.mod pins, built with go tool)")
 	fs.BoolVar(&cfg.smoke, "smoke", false, "tiny run (about a second per target) that only proves the bench works; explicit flags still win")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err

@@ -188,39 +188,25 @@ func oneLine(s string) string {
 	return s
 }
 
-// grpcwebproxyPackage and grpcwebproxyVersion name the peer the bench installs.
-const (
-	grpcwebproxyPackage = "github.com/improbable-eng/grpc-web/go/grpcwebproxy"
-	grpcwebproxyVersion = "v0.15.0"
-)
+// grpcwebproxyVersion is the peer's release, pinned by the tool line of
+// internal/bench/go.mod; the bench checks that the binary it runs is that one.
+const grpcwebproxyVersion = "v0.15.0"
 
-// findGRPCWebProxy returns bin when set, else grpcwebproxy from $GOBIN (or
-// the first $GOPATH/bin), running `go install` when it is missing or another
-// version.
+// findGRPCWebProxy returns bin when set, else the grpcwebproxy that
+// internal/bench/go.mod pins, built by `go tool -n` (which prints the
+// cached binary's path instead of running it).
 func findGRPCWebProxy(ctx context.Context, bin string, log *slog.Logger) (string, error) {
 	if bin != "" {
 		return bin, nil
 	}
-	dir, err := goEnv(ctx, "GOBIN")
+	log.Info("building grpcwebproxy", "version", grpcwebproxyVersion)
+	out, err := exec.CommandContext(ctx, "go", "tool", "-n", "grpcwebproxy").Output()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("go tool -n grpcwebproxy (run the bench from the repository, or pass -grpcwebproxy): %w", err)
 	}
-	if dir == "" {
-		gopath, err := goEnv(ctx, "GOPATH")
-		if err != nil {
-			return "", err
-		}
-		dir = filepath.Join(filepath.SplitList(gopath)[0], "bin")
-	}
-	bin = filepath.Join(dir, "grpcwebproxy")
-	if info, err := buildinfo.ReadFile(bin); err == nil && info.Main.Version == grpcwebproxyVersion {
-		return bin, nil
-	}
-	log.Info("installing grpcwebproxy", "version", grpcwebproxyVersion, "into", dir)
-	cmd := exec.CommandContext(ctx, "go", "install", grpcwebproxyPackage+"@"+grpcwebproxyVersion)
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go install %s@%s: %w\n%s", grpcwebproxyPackage, grpcwebproxyVersion, err, out)
+	bin = strings.TrimSpace(string(out))
+	if info, err := buildinfo.ReadFile(bin); err != nil || info.Main.Version != grpcwebproxyVersion {
+		return "", fmt.Errorf("%s is not grpcwebproxy %s: align internal/bench/go.mod and grpcwebproxyVersion", bin, grpcwebproxyVersion)
 	}
 	return bin, nil
 }

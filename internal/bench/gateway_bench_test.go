@@ -1,26 +1,32 @@
-package gateway_test
+package main
 
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/vanguard"
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
 
+	"github.com/corsgate/corsgate/gateway"
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
 	"github.com/corsgate/corsgate/gen/greet/v1/greetv1connect"
+	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
-// The benchmarks run client, gateway and grpc-go backend in one process, so
-// ns/op covers all three; they compare designs, not absolute speeds (see
-// internal/bench for the process-level comparison with grpcwebproxy).
+// The gateway benchmarks run client, gateway and grpc-go backend in one
+// process, so ns/op covers all three; they compare designs, not absolute
+// speeds (the bench's main program compares processes, grpcwebproxy among
+// them).
 //
 // "improbable" and "vanguard" are the starting designs of the issue:
 // grpcweb.WrapHandler (gRPC-Web) and vanguard's transcoder (Connect) around an
@@ -54,7 +60,7 @@ func improbableProxy(tb testing.TB, backend string) string {
 	wrapped := grpcweb.WrapHandler(hardenedReverseProxy(tb, backend),
 		grpcweb.WithOriginFunc(func(string) bool { return true }),
 		grpcweb.WithCorsForRegisteredEndpointsOnly(false))
-	return serveHandler(tb, wrapped)
+	return testutil.ServeHandler(tb, wrapped)
 }
 
 func vanguardProxy(tb testing.TB, backend string) string {
@@ -67,7 +73,7 @@ func vanguardProxy(tb testing.TB, backend string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return serveHandler(tb, tc)
+	return testutil.ServeHandler(tb, tc)
 }
 
 func benchClient(tb testing.TB, url string, h2 bool, opts ...connect.ClientOption) greetv1connect.GreetServiceClient {
@@ -83,10 +89,30 @@ func benchClient(tb testing.TB, url string, h2 bool, opts ...connect.ClientOptio
 	return greetv1connect.NewGreetServiceClient(&http.Client{Transport: tr}, url, opts...)
 }
 
+// startGateway runs a gateway allowing appOrigin in front of backend, serves
+// it over HTTP/1.1 and h2c, waits for its descriptors and returns its URL.
+func startGateway(tb testing.TB, backend string) string {
+	tb.Helper()
+	g, err := gateway.New(gateway.Config{
+		Backend: backend,
+		Policy:  newPolicy(tb, interceptor.WithAllowedOrigins(appOrigin)),
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = g.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.Ready(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return testutil.ServeHandler(tb, g)
+}
+
 func BenchmarkUnary(b *testing.B) {
-	backend := startBackend(b, nil)
-	g, gw := startGateway(b, backend)
-	waitReady(b, g)
+	backend := testutil.StartGreetd(b, nil)
+	gw := startGateway(b, backend)
 	peer := improbableProxy(b, backend)
 	vg := vanguardProxy(b, backend)
 	name := strings.Repeat("n", 1024)
@@ -124,9 +150,8 @@ func BenchmarkUnary(b *testing.B) {
 }
 
 func BenchmarkServerStream(b *testing.B) {
-	backend := startBackend(b, nil)
-	g, gw := startGateway(b, backend)
-	waitReady(b, g)
+	backend := testutil.StartGreetd(b, nil)
+	gw := startGateway(b, backend)
 	peer := improbableProxy(b, backend)
 	cases := []struct {
 		name string

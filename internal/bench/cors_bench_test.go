@@ -1,4 +1,4 @@
-package interceptor
+package main
 
 import (
 	"net/http"
@@ -9,7 +9,28 @@ import (
 
 	connectcors "connectrpc.com/cors"
 	"github.com/rs/cors"
+
+	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
+	"github.com/corsgate/corsgate/interceptor"
 )
+
+// The CORS layer alone, corsgate's interceptor next to rs/cors v1.11.1
+// configured with connectrpc.com/cors's lists, one request at a time on a
+// reused writer: run with
+//
+//	go test -run='^$' -bench=. -benchmem -count=5 ./internal/bench
+//
+// and compare each case's corsgate and rscors sub-benchmarks (cpu-ns/op
+// holds steady on a shared machine). The zero-allocation guarantee of the
+// hot paths is a test of the interceptor package itself (TestZeroAllocs).
+
+const (
+	pathGreet = "/greet.v1.GreetService/Greet"
+	pathSet   = "/greet.v1.GreetService/SetGreeting"
+	appOrigin = "https://app.example.com"
+)
+
+var varyOrigin = []string{"Origin"}
 
 // fakeWriter is a ResponseWriter whose header map is reused, as rs/cors's
 // own benchmarks do, so allocations measured are the middleware's.
@@ -24,12 +45,34 @@ func (w *fakeWriter) WriteHeader(code int)        { w.code = code }
 
 var noop = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 
+func newPolicy(tb testing.TB, opts ...interceptor.Option) *interceptor.Policy {
+	tb.Helper()
+	p, err := interceptor.New(opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+func greetTable(tb testing.TB) *interceptor.Table {
+	tb.Helper()
+	s, err := interceptor.ServiceOf(greetv1.File_greet_v1_greet_proto.Services().ByName("GreetService"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	t, err := interceptor.NewTable(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return t
+}
+
 // peers returns corsgate and rs/cors v1.11.1 configured with
 // connectrpc.com/cors's lists (plus extra allowed headers), both allowing
 // origins.
 func peers(tb testing.TB, origins []string, extraHeaders ...string) (corsgate, rscors http.Handler) {
 	tb.Helper()
-	p := mustNew(tb, WithAllowedOrigins(origins...))
+	p := newPolicy(tb, interceptor.WithAllowedOrigins(origins...))
 	rs := cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: connectcors.AllowedMethods(),
@@ -42,10 +85,10 @@ func peers(tb testing.TB, origins []string, extraHeaders ...string) (corsgate, r
 
 func preflightRequest(path, origin, method, acrh string) *http.Request {
 	r := httptest.NewRequest(http.MethodOptions, path, nil)
-	r.Header.Set(hOrigin, origin)
-	r.Header.Set(hACRM, method)
+	r.Header.Set("Origin", origin)
+	r.Header.Set("Access-Control-Request-Method", method)
 	if acrh != "" {
-		r.Header.Set(hACRH, acrh)
+		r.Header.Set("Access-Control-Request-Headers", acrh)
 	}
 	return r
 }
@@ -53,7 +96,7 @@ func preflightRequest(path, origin, method, acrh string) *http.Request {
 func actualRequest(path, origin string) *http.Request {
 	r := httptest.NewRequest(http.MethodPost, path, nil)
 	if origin != "" {
-		r.Header.Set(hOrigin, origin)
+		r.Header.Set("Origin", origin)
 	}
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Connect-Protocol-Version", "1")
@@ -165,52 +208,15 @@ func BenchmarkActualRefusedOrigin(b *testing.B) {
 func BenchmarkActualFloor(b *testing.B) {
 	acao, aceh := []string{appOrigin}, []string{"Grpc-Status, Grpc-Message, Grpc-Status-Details-Bin"}
 	floor := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		origin := r.Header[hOrigin]
+		origin := r.Header["Origin"]
 		hdr := w.Header()
-		hdr[hVary] = valueVaryOrigin
+		hdr["Vary"] = varyOrigin
 		if len(origin) == 1 && origin[0] == appOrigin {
-			hdr[hACAO] = acao
-			hdr[hACEH] = aceh
+			hdr["Access-Control-Allow-Origin"] = acao
+			hdr["Access-Control-Expose-Headers"] = aceh
 		}
 		noop.ServeHTTP(w, r)
 	})
 	_, rs := peers(b, []string{appOrigin})
 	runHandlers(b, actualRequest(pathSet, appOrigin), namedHandler{name: "floor", h: floor}, namedHandler{name: "rscors", h: rs})
-}
-
-// TestZeroAllocs holds the hot paths to zero allocations per request in
-// every test run, not only when benchmarks run.
-func TestZeroAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector makes sync.Pool drop items and allocates")
-	}
-	p := mustNew(t, WithAllowedOrigins(appOrigin, "https://*.corp.example"), WithCredentials(true))
-	h := p.Handler(greetTable(t), noop)
-	tests := []struct {
-		name string
-		r    *http.Request
-	}{
-		{name: "preflight granted", r: preflightRequest(pathGreet, appOrigin, "GET", "Authorization, X-Request-Id,content-type")},
-		{name: "preflight pattern", r: preflightRequest(pathGreet, "https://a.corp.example", "POST", "content-type")},
-		{name: "preflight refused origin", r: preflightRequest(pathGreet, "https://evil.example.net", "POST", "")},
-		{name: "preflight refused header", r: preflightRequest(pathSet, appOrigin, "POST", "x-secret")},
-		{name: "preflight unknown", r: preflightRequest("/a.b/C", appOrigin, "POST", "")},
-		{name: "preflight 1MiB commas", r: preflightRequest(pathSet, appOrigin, "POST", strings.Repeat(",", 1<<20))},
-		{name: "actual granted", r: actualRequest(pathGreet, appOrigin)},
-		{name: "actual pattern", r: actualRequest(pathGreet, "https://a.corp.example")},
-		{name: "actual refused", r: actualRequest(pathGreet, "https://evil.example.net")},
-		{name: "actual no origin", r: actualRequest(pathGreet, "")},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := &fakeWriter{header: make(http.Header)}
-			h.ServeHTTP(w, tt.r) // warm the writer pool
-			if n := testing.AllocsPerRun(200, func() {
-				clear(w.header)
-				h.ServeHTTP(w, tt.r)
-			}); n != 0 {
-				t.Errorf("allocs per request = %v, want 0", n)
-			}
-		})
-	}
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package interceptor
+package main
 
 // threadCPU is not available here: benchmarks report ns/op only.
 func threadCPU() (int64, bool) { return 0, false }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package interceptor
+package main
 
 import "syscall"
 
