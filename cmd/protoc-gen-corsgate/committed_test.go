@@ -50,7 +50,8 @@ func stringOrList(tb testing.TB, raw json.RawMessage) []string {
 // the repository's buf templates on the repository's protos, as buf would,
 // and compares the result with the committed files: a stale
 // gen/**/*.corsgate.go, example/config/corsgate.yaml or
-// example/envoy/envoy.yaml fails here even where buf is not installed.
+// example/envoy/envoy.yaml fails here, without running buf generate (buf only
+// compiles the protos).
 func TestCommittedOutputs(t *testing.T) {
 	t.Parallel()
 	const root = "../.."

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -10,25 +11,7 @@ import (
 	"strings"
 	"time"
 
-	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	connectbridgev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/connect_grpc_bridge/v3"
-	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
-	grpcwebv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/compiler/protogen"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/corsgate/corsgate/interceptor"
 )
@@ -66,6 +49,9 @@ type corsAnswer struct {
 // grpc_web, cors and router filters, in that order, plus the backend cluster
 // over HTTP/2. The per-route values are the interceptor's own answers, asked
 // with [interceptor.Policy.Explain], so Envoy and corsgate agree header for header.
+// The document is built from the types of envoy_config.go, without Envoy's
+// own; the module internal/deploycheck loads the committed outputs into
+// go-control-plane's types and runs Envoy's validation rules on them.
 func generateEnvoy(gen *protogen.Plugin, sources []string, services []interceptor.Service, p *params) error {
 	table, err := interceptor.NewTable(services...)
 	if err != nil {
@@ -85,11 +71,11 @@ func generateEnvoy(gen *protogen.Plugin, sources []string, services []intercepto
 		return err
 	}
 
-	var routes []*routev3.Route
+	var routes []envoyRoute
 	for _, svc := range table.Services() {
 		for _, proc := range svc.Procedures {
 			path := "/" + svc.Name + "/" + proc.Name
-			policy := &corsv3.CorsPolicy{ForwardNotMatchingPreflights: wrapperspb.Bool(false)}
+			policy := envoyCorsPolicy{Type: typeCorsPolicy, ForwardNotMatchingPreflights: new(false)}
 			if !proc.BrowserBarred {
 				ans, err := askInterceptor(probe, table, path)
 				if err != nil {
@@ -101,51 +87,51 @@ func generateEnvoy(gen *protogen.Plugin, sources []string, services []intercepto
 				policy.ExposeHeaders = ans.exposeHeaders
 				policy.MaxAge = ans.maxAge
 				if ans.credentials {
-					policy.AllowCredentials = wrapperspb.Bool(true)
+					policy.AllowCredentials = new(true)
 				}
 				if p.privateNetwork {
-					policy.AllowPrivateNetworkAccess = wrapperspb.Bool(true)
+					policy.AllowPrivateNetworkAccess = new(true)
 				}
 			}
-			routes = append(routes, &routev3.Route{
+			routes = append(routes, envoyRoute{
 				Name:  path,
-				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: path}},
-				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: envoyClusterName},
+				Match: envoyRouteMatch{Path: path},
+				Route: envoyRouteAction{
+					Cluster: envoyClusterName,
 					// No route timeout: streams last as long as the call; the
 					// client's grpc-timeout bounds it instead.
-					Timeout:           durationpb.New(0),
-					MaxStreamDuration: &routev3.RouteAction_MaxStreamDuration{GrpcTimeoutHeaderMax: durationpb.New(0)},
-				}},
+					Timeout:           envoyDuration(0),
+					MaxStreamDuration: envoyMaxStreamDuration{GRPCTimeoutHeaderMax: envoyDuration(0)},
+				},
+				TypedPerFilterConfig: map[string]envoyCorsPolicy{filterCORS: policy},
 				// The allowed origin is echoed: caches must key on Origin.
-				ResponseHeadersToAdd: []*corev3.HeaderValueOption{{
-					Header: &corev3.HeaderValue{Key: "vary", Value: "Origin"},
+				ResponseHeadersToAdd: []envoyHeaderValueOption{{
+					Header: envoyHeaderValue{Key: "vary", Value: "Origin"},
 				}},
-				TypedPerFilterConfig: map[string]*anypb.Any{filterCORS: mustAny(policy)},
 			})
 		}
 	}
 
-	filters := []*hcmv3.HttpFilter{
-		httpFilter(filterGRPCWeb, &grpcwebv3.GrpcWeb{}),
-		httpFilter(filterCORS, &corsv3.Cors{}),
+	filters := []envoyHTTPFilter{
+		httpFilter(filterGRPCWeb, typeGRPCWeb),
+		httpFilter(filterCORS, typeCors),
 	}
 	if p.envoyConnectBridge {
-		filters = append(filters, httpFilter(filterConnectBridge, &connectbridgev3.FilterConfig{}))
+		filters = append(filters, httpFilter(filterConnectBridge, typeConnectBridge))
 	}
-	filters = append(filters, httpFilter(filterRouter, &routerv3.Router{}))
-	hcm := &hcmv3.HttpConnectionManager{
+	filters = append(filters, httpFilter(filterRouter, typeRouter))
+	hcm := envoyHCM{
+		Type:       typeHCM,
 		StatPrefix: envoyStatPrefix,
-		CodecType:  hcmv3.HttpConnectionManager_AUTO,
-		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
+		RouteConfig: envoyRouteConfiguration{
 			Name: envoyStatPrefix,
-			VirtualHosts: []*routev3.VirtualHost{{
+			VirtualHosts: []envoyVirtualHost{{
 				Name:    envoyStatPrefix,
 				Domains: []string{"*"},
 				Routes:  routes,
 			}},
-		}},
-		HttpFilters: filters,
+		},
+		HTTPFilters: filters,
 	}
 
 	listen := cmp.Or(p.listen, defaultListen)
@@ -158,52 +144,36 @@ func generateEnvoy(gen *protogen.Plugin, sources []string, services []intercepto
 	if err != nil {
 		return fmt.Errorf("parameter backend: %w", err)
 	}
-	discovery := clusterv3.Cluster_STRICT_DNS
-	if _, err := netip.ParseAddr(backendAddr.GetSocketAddress().GetAddress()); err == nil {
-		discovery = clusterv3.Cluster_STATIC
+	discovery := clusterStrictDNS
+	if _, err := netip.ParseAddr(backendAddr.SocketAddress.Address); err == nil {
+		discovery = clusterStatic
 	}
-	bootstrap := &bootstrapv3.Bootstrap{
-		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
-			Listeners: []*listenerv3.Listener{{
+	bootstrap := envoyBootstrap{
+		StaticResources: envoyStaticResources{
+			Listeners: []envoyListener{{
 				Name:    envoyStatPrefix,
 				Address: listenAddr,
-				FilterChains: []*listenerv3.FilterChain{{
-					Filters: []*listenerv3.Filter{{
-						Name:       filterHCM,
-						ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
-					}},
+				FilterChains: []envoyFilterChain{{
+					Filters: []envoyNetworkFilter{{Name: filterHCM, TypedConfig: hcm}},
 				}},
 			}},
-			Clusters: []*clusterv3.Cluster{{
-				Name:                 envoyClusterName,
-				ConnectTimeout:       durationpb.New(5 * time.Second),
-				ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: discovery},
-				TypedExtensionProtocolOptions: map[string]*anypb.Any{
-					upstreamHTTPOptions: mustAny(&upstreamhttpv3.HttpProtocolOptions{
-						UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
-							ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
-								ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
-									Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
-								},
-							},
-						},
-					}),
-				},
-				LoadAssignment: &endpointv3.ClusterLoadAssignment{
+			Clusters: []envoyCluster{{
+				Name:           envoyClusterName,
+				Type:           discovery,
+				ConnectTimeout: envoyDuration(5 * time.Second),
+				LoadAssignment: envoyClusterLoadAssignment{
 					ClusterName: envoyClusterName,
-					Endpoints: []*endpointv3.LocalityLbEndpoints{{
-						LbEndpoints: []*endpointv3.LbEndpoint{{
-							HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: backendAddr}},
-						}},
+					Endpoints: []envoyLocalityLbEndpoints{{
+						LbEndpoints: []envoyLbEndpoint{{Endpoint: envoyEndpoint{Address: backendAddr}}},
 					}},
+				},
+				TypedExtensionProtocolOptions: map[string]envoyHTTPProtocolOptionsAny{
+					upstreamHTTPOptions: {Type: typeUpstreamHTTPProto},
 				},
 			}},
 		},
 	}
-	if err := bootstrap.ValidateAll(); err != nil {
-		return fmt.Errorf("generated Envoy config is invalid (a protoc-gen-corsgate bug): %w", err)
-	}
-	js, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(bootstrap)
+	js, err := json.Marshal(bootstrap)
 	if err != nil {
 		return fmt.Errorf("encode Envoy config: %w", err)
 	}
@@ -246,11 +216,11 @@ func askInterceptor(policy *interceptor.Policy, table *interceptor.Table, path s
 // origins, normalized as the interceptor does; "*" as Envoy's wildcard; and
 // "scheme://*.example.com" patterns as a regular expression matching one or
 // more subdomain labels, like the interceptor's.
-func envoyOrigins(origins []string) ([]*matcherv3.StringMatcher, error) {
-	var out []*matcherv3.StringMatcher
+func envoyOrigins(origins []string) ([]envoyStringMatcher, error) {
+	var out []envoyStringMatcher
 	for _, o := range origins {
 		if o == "*" {
-			out = append(out, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "*"}})
+			out = append(out, envoyStringMatcher{Exact: "*"})
 			continue
 		}
 		norm, err := normalizeOrigin(o)
@@ -260,12 +230,10 @@ func envoyOrigins(origins []string) ([]*matcherv3.StringMatcher, error) {
 		scheme, rest, _ := strings.Cut(norm, "://")
 		if suffix, ok := strings.CutPrefix(rest, "*"); ok {
 			re := "^" + regexp.QuoteMeta(scheme+"://") + `[a-z0-9_-]+(\.[a-z0-9_-]+)*` + regexp.QuoteMeta(suffix) + "$"
-			out = append(out, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{
-				SafeRegex: &matcherv3.RegexMatcher{Regex: re},
-			}})
+			out = append(out, envoyStringMatcher{SafeRegex: &envoyRegexMatcher{Regex: re}})
 			continue
 		}
-		out = append(out, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: norm}})
+		out = append(out, envoyStringMatcher{Exact: norm})
 	}
 	return out, nil
 }
@@ -296,33 +264,22 @@ func normalizeOrigin(o string) (string, error) {
 
 // socketAddress turns host:port into an Envoy address; an empty host becomes
 // emptyHost, or an error when that is empty too.
-func socketAddress(hostPort, emptyHost string) (*corev3.Address, error) {
+func socketAddress(hostPort, emptyHost string) (envoyAddress, error) {
 	host, port, err := splitHostPort(hostPort)
 	if err != nil {
-		return nil, err
+		return envoyAddress{}, err
 	}
 	if host == "" {
 		if emptyHost == "" {
-			return nil, fmt.Errorf("%q has no host", hostPort)
+			return envoyAddress{}, fmt.Errorf("%q has no host", hostPort)
 		}
 		host = emptyHost
 	}
-	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-		Address:       host,
-		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
-	}}}, nil
+	return envoyAddress{SocketAddress: envoySocketAddress{Address: host, PortValue: port}}, nil
 }
 
-func httpFilter(name string, config proto.Message) *hcmv3.HttpFilter {
-	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(config)}}
-}
-
-// mustAny packs m; it fails only for messages that cannot be marshaled,
-// which the generated Envoy types never are.
-func mustAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
-	if err != nil {
-		panic(fmt.Sprintf("protoc-gen-corsgate: pack %T: %v", m, err))
-	}
-	return a
+// httpFilter is an HTTP filter with its defaults, configured by an Any of
+// the empty message typeURL.
+func httpFilter(name, typeURL string) envoyHTTPFilter {
+	return envoyHTTPFilter{Name: name, TypedConfig: envoyTypeOf{Type: typeURL}}
 }

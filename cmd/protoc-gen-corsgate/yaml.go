@@ -9,10 +9,11 @@ import (
 	"strings"
 )
 
-// The YAML outputs are written from JSON: the JSON comes from encoding/json
-// (with the interceptor's own json tags) or protojson (Envoy's field names),
-// so the key names cannot drift, and this file only changes the layout. Keys
-// keep their JSON order, which sigs.k8s.io/yaml would sort.
+// The YAML outputs are written from JSON: the JSON comes from encoding/json,
+// with the interceptor's own json tags or, for Envoy, the tags of
+// envoy_config.go (protojson's field names, in its order), so the key names
+// cannot drift, and this file only changes the layout. Keys keep their JSON
+// order, which sigs.k8s.io/yaml would sort.
 
 // jsonNode is a JSON value with object members in their order.
 type jsonNode struct {

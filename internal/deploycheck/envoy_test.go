@@ -1,4 +1,4 @@
-package main
+package deploycheck
 
 import (
 	"net/http"
@@ -10,32 +10,47 @@ import (
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
 
 	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/config"
 
 	// The Any types of the generated config, resolved through
-	// protoregistry.GlobalTypes. format_envoy.go links them already; the
-	// imports say what the test needs.
+	// protoregistry.GlobalTypes when the bootstrap is decoded.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/connect_grpc_bridge/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
-// loadEnvoy reads an Envoy YAML config into the go-control-plane types as
-// Envoy would: unknown fields rejected, Any types resolved, then the
-// protoc-gen-validate rules checked.
-func loadEnvoy(tb testing.TB, path string) (*bootstrapv3.Bootstrap, *hcmv3.HttpConnectionManager) {
+// Committed Envoy outputs.
+const (
+	exampleEnvoy = repoRoot + "/example/envoy/envoy.yaml"
+	goldenEnvoy  = repoRoot + "/cmd/protoc-gen-corsgate/testdata/golden/envoy/envoy.yaml"
+)
+
+// loadEnvoyFile reads an Envoy YAML config from path and loads it as
+// [loadEnvoy] does.
+func loadEnvoyFile(tb testing.TB, path string) (*bootstrapv3.Bootstrap, *hcmv3.HttpConnectionManager) {
 	tb.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return loadEnvoy(tb, path, data)
+}
+
+// loadEnvoy reads an Envoy YAML config (data, read from path) into the
+// go-control-plane types as Envoy would: unknown fields rejected, Any types
+// resolved, then the protoc-gen-validate rules checked.
+func loadEnvoy(tb testing.TB, path string, data []byte) (*bootstrapv3.Bootstrap, *hcmv3.HttpConnectionManager) {
+	tb.Helper()
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		tb.Fatalf("%s: %v", path, err)
@@ -78,6 +93,9 @@ func routeCORS(tb testing.TB, hcm *hcmv3.HttpConnectionManager) map[string]*cors
 			if err := r.GetTypedPerFilterConfig()["envoy.filters.http.cors"].UnmarshalTo(policy); err != nil {
 				tb.Fatalf("route %s: per-route CORS policy: %v", path, err)
 			}
+			if err := policy.ValidateAll(); err != nil {
+				tb.Fatalf("route %s: per-route CORS policy: %v", path, err)
+			}
 			out[path] = policy
 		}
 	}
@@ -99,7 +117,7 @@ func splitList(v string) []string {
 // the example service's routes.
 func TestEnvoyExample(t *testing.T) {
 	t.Parallel()
-	_, hcm := loadEnvoy(t, "../../example/envoy/envoy.yaml")
+	_, hcm := loadEnvoyFile(t, exampleEnvoy)
 
 	var filters []string
 	for _, f := range hcm.GetHttpFilters() {
@@ -193,17 +211,24 @@ func TestEnvoyExample(t *testing.T) {
 // interceptor answers for the same procedure and parameters.
 func TestEnvoyAgreesWithInterceptor(t *testing.T) {
 	t.Parallel()
-	_, hcm := loadEnvoy(t, "testdata/golden/envoy/envoy.yaml")
+	_, hcm := loadEnvoyFile(t, goldenEnvoy)
 	policies := routeCORS(t, hcm)
 
-	protos := compileProtos(t, []string{"testdata/protos", "../../proto"}, acmeFiles)
-	resp := runRequest(newRequest(t, protos, acmeFiles, "format=json,allow_origin=https://app.example.com", false))
-	services := loadConfigServices(t, []byte(responseFiles(t, resp)[configJSONName]))
-	table, err := interceptor.NewTable(services...)
+	// The services, as the plugin's gateway config states them.
+	out := generate(t, []string{acmeProtos, repoProtos}, acmeFiles, "format=json", "allow_origin=https://app.example.com")
+	cfg, err := config.Parse(out["corsgate.json"])
+	if err != nil {
+		t.Fatalf("gateway config does not load: %v", err)
+	}
+	if len(cfg.Services) == 0 {
+		t.Fatal("gateway config has no services")
+	}
+	table, err := interceptor.NewTable(cfg.Services...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The golden case's parameters (see goldenCases).
+	// The golden case's parameters (see goldenCases in
+	// cmd/protoc-gen-corsgate/golden_test.go).
 	policy, err := interceptor.New(
 		interceptor.WithAllowedOrigins("https://app.example.com", "https://*.example.net"),
 		interceptor.WithCredentials(true),
@@ -261,9 +286,15 @@ func TestEnvoyAgreesWithInterceptor(t *testing.T) {
 func TestEnvoyOriginPatterns(t *testing.T) {
 	t.Parallel()
 	patterns := []string{"https://*.example.com", "http://*.example.com:8080", "https://App.Example.COM:443"}
-	matchers, err := envoyOrigins(patterns)
-	if err != nil {
-		t.Fatal(err)
+	opts := []string{"format=envoy"}
+	for _, p := range patterns {
+		opts = append(opts, "allow_origin="+p)
+	}
+	out := generate(t, []string{repoProtos}, greetFiles, opts...)
+	_, hcm := loadEnvoy(t, "envoy.yaml", out["envoy.yaml"])
+	matchers := routeCORS(t, hcm)["/greet.v1.GreetService/Greet"].GetAllowOriginStringMatch()
+	if len(matchers) != len(patterns) {
+		t.Fatalf("%d origin matchers for %d patterns: %v", len(matchers), len(patterns), matchers)
 	}
 	policy, err := interceptor.New(interceptor.WithAllowedOrigins(patterns...))
 	if err != nil {
@@ -279,17 +310,99 @@ func TestEnvoyOriginPatterns(t *testing.T) {
 	}
 	for _, origin := range origins {
 		want := policy.Explain(table, origin, "/a.v1.S/M", http.MethodPost, nil).Allowed
-		got := false
-		for _, m := range matchers {
-			switch {
-			case m.GetExact() != "":
-				got = got || m.GetExact() == origin
-			case m.GetSafeRegex() != nil:
-				got = got || regexp.MustCompile(m.GetSafeRegex().GetRegex()).MatchString(origin)
-			}
-		}
-		if got != want {
+		if got := envoyMatches(matchers, origin); got != want {
 			t.Errorf("origin %q: Envoy matchers allow=%v, interceptor allow=%v", origin, got, want)
 		}
+	}
+}
+
+// envoyMatches reports whether one of the matchers, exact or safe_regex,
+// matches origin.
+func envoyMatches(matchers []*matcherv3.StringMatcher, origin string) bool {
+	for _, m := range matchers {
+		switch {
+		case m.GetExact() != "":
+			if m.GetExact() == origin {
+				return true
+			}
+		case m.GetSafeRegex() != nil:
+			if regexp.MustCompile(m.GetSafeRegex().GetRegex()).MatchString(origin) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestEnvoyGenerated runs protoc-gen-corsgate through buf with parameters
+// that reach every branch of the Envoy format, and loads each output into
+// go-control-plane's types with Envoy's validation rules: the plugin itself
+// no longer links those types.
+func TestEnvoyGenerated(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		modules   []string
+		files     []string
+		opts      []string
+		discovery clusterv3.Cluster_DiscoveryType
+		filters   []string
+		routes    int
+	}{
+		{
+			name:      "defaults",
+			modules:   []string{repoProtos},
+			files:     greetFiles,
+			opts:      []string{"allow_origin=https://app.example.com"},
+			discovery: clusterv3.Cluster_STATIC,
+			filters:   []string{"envoy.filters.http.grpc_web", "envoy.filters.http.cors", "envoy.filters.http.router"},
+			routes:    6,
+		},
+		{
+			name:    "hostname backend, connect bridge, credentials, patterns",
+			modules: []string{acmeProtos, repoProtos},
+			files:   acmeFiles,
+			opts: []string{
+				"backend=greetd.internal:9090", "listen=:10000", "allow_origin=https://app.example.com",
+				"allow_origin=https://*.example.net", "allow_credentials=true", "max_age=600", "allow_header=x-trace",
+				"expose_header=x-debug", "private_network", "envoy_connect_bridge",
+			},
+			discovery: clusterv3.Cluster_STRICT_DNS,
+			filters:   []string{"envoy.filters.http.grpc_web", "envoy.filters.http.cors", "envoy.filters.http.connect_grpc_bridge", "envoy.filters.http.router"},
+			routes:    9,
+		},
+		{
+			name:      "IPv6, no max age",
+			modules:   []string{repoProtos},
+			files:     greetFiles,
+			opts:      []string{"allow_origin=http://[::1]:3000", "max_age=0", "listen=[::1]:8443", "backend=[::1]:9090"},
+			discovery: clusterv3.Cluster_STATIC,
+			filters:   []string{"envoy.filters.http.grpc_web", "envoy.filters.http.cors", "envoy.filters.http.router"},
+			routes:    6,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out := generate(t, tc.modules, tc.files, append([]string{"format=envoy"}, tc.opts...)...)
+			if len(out) != 1 || out["envoy.yaml"] == nil {
+				t.Fatalf("generated %d files, want envoy.yaml alone", len(out))
+			}
+			bootstrap, hcm := loadEnvoy(t, "envoy.yaml", out["envoy.yaml"])
+			clusters := bootstrap.GetStaticResources().GetClusters()
+			if len(clusters) != 1 || clusters[0].GetType() != tc.discovery {
+				t.Errorf("clusters %v, want one of type %v", clusters, tc.discovery)
+			}
+			var filters []string
+			for _, f := range hcm.GetHttpFilters() {
+				filters = append(filters, f.GetName())
+			}
+			if !slices.Equal(filters, tc.filters) {
+				t.Errorf("HTTP filters %v, want %v", filters, tc.filters)
+			}
+			if got := len(routeCORS(t, hcm)); got != tc.routes {
+				t.Errorf("%d routes, want %d", got, tc.routes)
+			}
+		})
 	}
 }
