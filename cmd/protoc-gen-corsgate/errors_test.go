@@ -141,3 +141,24 @@ func TestForeignOptionsIgnored(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvoyAnyOrigin is the regression test for format=envoy with
+// allow_origin=*, which failed because the probe origin was added next to
+// "*": it must generate, with Envoy's "*" matcher, and still refuse "*" with
+// credentials.
+func TestEnvoyAnyOrigin(t *testing.T) {
+	t.Parallel()
+	protos := compileProtos(t, []string{"testdata/protos", "../../proto"}, []string{"acme/v1/shop.proto"})
+	resp := runRequest(newRequest(t, protos, []string{"acme/v1/shop.proto"}, "format=envoy,allow_origin=*", false))
+	if resp.Error != nil {
+		t.Fatalf("format=envoy,allow_origin=*: %s", resp.GetError())
+	}
+	files := responseFiles(t, resp)
+	if envoy := files[envoyOutputName]; !strings.Contains(envoy, `exact: '*'`) && !strings.Contains(envoy, `exact: "*"`) {
+		t.Errorf("envoy.yaml has no exact \"*\" origin matcher:\n%s", envoy)
+	}
+	resp = runRequest(newRequest(t, protos, []string{"acme/v1/shop.proto"}, "format=envoy,allow_origin=*,allow_credentials", false))
+	if resp.Error == nil || !strings.Contains(resp.GetError(), "credentials") {
+		t.Errorf("format=envoy with * and credentials: error %q, want a refusal naming credentials", resp.GetError())
+	}
+}

@@ -62,7 +62,15 @@ func generateEnvoy(gen *protogen.Plugin, sources []string, services []intercepto
 			return fmt.Errorf("parameter allow_header: %q cannot be expressed in Envoy, whose CORS filter does not check request header names; list the names", h)
 		}
 	}
-	probe, err := interceptor.New(append(p.policyOptions(), interceptor.WithAllowedOrigins(probeOrigin))...)
+	if _, err := interceptor.New(p.policyOptions()...); err != nil {
+		return fmt.Errorf("parameters: %w", err)
+	}
+	// The probe asks with its own origin only: the per-procedure answers do
+	// not depend on which allowed origin asks, and next to "*" another
+	// origin would be refused as having no effect.
+	probeParams := *p
+	probeParams.allowOrigins = []string{probeOrigin}
+	probe, err := interceptor.New(probeParams.policyOptions()...)
 	if err != nil {
 		return fmt.Errorf("parameters: %w", err)
 	}
