@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -225,12 +224,14 @@ func goEnv(ctx context.Context, name string) (string, error) {
 func startCorsgate(ctx context.Context, cfg config, backend, tmp string, log *slog.Logger) (p *proc, addr, metrics string, err error) {
 	bin := cfg.corsgateBin
 	if bin == "" {
-		root, err := goEnv(ctx, "GOMOD")
+		// The repository's root: the directory of go.work, which joins
+		// this module to the root module.
+		root, err := goEnv(ctx, "GOWORK")
 		if err != nil {
 			return nil, "", "", err
 		}
-		if root == "" || root == os.DevNull {
-			return nil, "", "", errors.New("not inside the corsgate module: run the bench from the repository, or pass -corsgate")
+		if root == "" || root == "off" {
+			return nil, "", "", errors.New("not inside the corsgate repository's workspace: run the bench from the repository, or pass -corsgate")
 		}
 		bin = filepath.Join(tmp, "corsgate")
 		log.Info("building corsgate", "out", bin)
