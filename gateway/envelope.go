@@ -19,9 +19,7 @@ import (
 const (
 	headerLen = 5
 
-	flagCompressed = 0x01 // all three formats
-	flagEndStream  = 0x02 // Connect streaming: the end-of-stream message
-	flagTrailers   = 0x80 // gRPC-Web: the trailers frame
+	flagCompressed = 0x01 // all three formats; the end-stream and trailer flags are internal/wire's
 )
 
 // copyBufSize is the size of the pooled buffers used to move bodies.

@@ -30,7 +30,8 @@ var hardFuzzProcedures = []string{"Greet", "SetGreeting", "GreetStream", "GreetM
 // accepts, to every kind of procedure of a real grpc-go backend, through
 // the gateway's handler, and checks the answer is well-formed in the
 // client's protocol: a gRPC-Web body that ends with exactly one trailers
-// frame carrying a numeric grpc-status, a Connect stream that ends with an
+// frame carrying a numeric grpc-status (or a trailers-only error: an empty
+// body and a non-zero grpc-status header), a Connect stream that ends with an
 // end-stream message, a Connect unary error as JSON with a code, or a bare
 // HTTP refusal (405, 415). It must never panic nor hang.
 func FuzzGatewayRequest(f *testing.F) {
@@ -96,6 +97,13 @@ func FuzzGatewayRequest(f *testing.F) {
 					t.Fatalf("%s %s: response is not base64: %v", ct, path, err)
 				}
 				out = dec
+			}
+			if len(out) == 0 {
+				// Trailers-only: the error's status is in the headers.
+				if code, err := strconv.Atoi(res.Header.Get("Grpc-Status")); err != nil || code == 0 {
+					t.Fatalf("%s %s: empty body with grpc-status %q, want a trailers-only error", ct, path, res.Header.Get("Grpc-Status"))
+				}
+				return
 			}
 			hardCheckFrames(t, out, 0x80, func(p []byte) {
 				tr := string(p)

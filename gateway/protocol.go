@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+
+	"github.com/corsgate/corsgate/internal/wire"
 )
 
 // protocol is one wire format the gateway accepts from clients. There is
@@ -28,18 +30,16 @@ import (
 //     trailers) to the client as it arrives and returns the call's final
 //     status;
 //  4. whenever the call fails before respond has written anything,
-//     writeError answers in the client's protocol.
+//     [call.writeError] answers in the client's protocol through
+//     [wire.WriteError], the writer the CORS policy's strict mode uses too.
 //
-// Implementations hold no per-call state; that lives in [call].
+// The deadline header is read by [wire.Timeout]. Implementations hold no
+// per-call state; that lives in [call].
 type protocol interface {
 	// name is the protocol's label in metrics and logs.
 	name() string
-	// timeout parses the client's deadline header: ok is false without one;
-	// a malformed value is a status.
-	timeout(r *http.Request) (d time.Duration, ok bool, st *rpcStatus)
 	prepare(c *call, out *http.Request) *rpcStatus
 	respond(c *call, resp *http.Response) *rpcStatus
-	writeError(c *call, st *rpcStatus)
 }
 
 // call is the state of one RPC through the gateway.
@@ -51,6 +51,8 @@ type call struct {
 	ctx   context.Context
 	route *route
 	proto protocol
+	// class is the request's protocol as [wire.Classify] read it.
+	class wire.Class
 	// codec is the client's codec: "proto" or "json".
 	codec string
 	// body, when the request streams through unbuffered, checks its frames.
@@ -70,12 +72,12 @@ var okStatus = &rpcStatus{}
 // serveRPC serves a request the CORS policy let through.
 func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	p, codec, refusal := detect(r)
+	p, class, codec, refusal := detect(r)
 	if refusal != 0 {
 		writeHTTPRefusal(w, refusal)
 		return
 	}
-	c := &call{g: g, st: st, w: w, r: r, ctx: r.Context(), proto: p, codec: codec}
+	c := &call{g: g, st: st, w: w, r: r, ctx: r.Context(), proto: p, class: class, codec: codec}
 	if g.stall > 0 {
 		c.sw = stallWriter{ResponseWriter: w, stall: g.stall}
 		c.w = &c.sw
@@ -88,7 +90,7 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 		}
 		g.kickRefresh()
 		missing := errorf(connect.CodeUnimplemented, "procedure "+r.URL.Path+" is not served by the backend")
-		missing.httpStatus = http.StatusNotFound
+		missing.HTTPStatus = http.StatusNotFound
 		c.finish(start, nil, missing)
 		return
 	}
@@ -100,7 +102,7 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 // abort breaks the client's response after part of a message went out, when
 // no final status can be written any more: the client sees a broken stream.
 func (c *call) abort(st *rpcStatus) {
-	c.route.metrics.observe(c.proto.name(), st.code, time.Since(c.start))
+	c.route.metrics.observe(c.proto.name(), st.Code, time.Since(c.start))
 	panic(http.ErrAbortHandler)
 }
 
@@ -108,7 +110,7 @@ func (c *call) abort(st *rpcStatus) {
 // before anything was written is written by finish.
 func (c *call) run() *rpcStatus {
 	r := c.r
-	d, hasTimeout, bad := c.proto.timeout(r)
+	d, hasTimeout, bad := wire.Timeout(r, c.class.Protocol)
 	if bad != nil {
 		return bad
 	}
@@ -134,7 +136,7 @@ func (c *call) run() *rpcStatus {
 	copyRequestMetadata(out.Header, r.Header)
 	out.Header["Te"] = teTrailers
 	if hasTimeout {
-		out.Header["Grpc-Timeout"] = []string{encodeGRPCTimeout(d)}
+		out.Header["Grpc-Timeout"] = []string{wire.EncodeGRPCTimeout(d)}
 	}
 	if st := c.proto.prepare(c, out); st != nil {
 		return st
@@ -161,7 +163,7 @@ func (c *call) failure(err error) *rpcStatus {
 		}
 	}
 	st := statusFromError(c.ctx, c.deadline, err)
-	if st.code == connect.CodeUnavailable {
+	if st.Code == connect.CodeUnavailable {
 		c.g.metrics.backendError()
 		c.g.kickRefresh()
 		c.g.log.Debug("gateway: backend call failed", "procedure", c.r.URL.Path, "error", err)
@@ -174,71 +176,66 @@ func (c *call) finish(start time.Time, rt *route, st *rpcStatus) {
 	if st == nil {
 		st = errorf(connect.CodeInternal, "no status")
 	}
-	if st != okStatus && st.code != 0 && !c.wrote {
-		c.proto.writeError(c, st)
+	if st != okStatus && st.Code != 0 && !c.wrote {
+		c.writeError(st, nil)
 	}
 	if rt != nil {
-		rt.metrics.observe(c.proto.name(), st.code, time.Since(start))
+		rt.metrics.observe(c.proto.name(), st.Code, time.Since(start))
 	} else {
-		c.g.metrics.observeUnrouted(c.proto.name(), st.code)
+		c.g.metrics.observeUnrouted(c.proto.name(), st.Code)
 	}
 }
 
-// detect picks the protocol from the method and Content-Type. A refusal is
-// an HTTP status (405 or 415) for requests no RPC client would send.
-func detect(r *http.Request) (p protocol, codec string, refusal int) {
-	ct := r.Header.Get("Content-Type")
-	if r.Method == http.MethodGet {
-		return connectGet{}, "", 0
+// writeError answers st, with md (trailers, or the headers of a
+// trailers-only backend answer) as its metadata, in the client's protocol.
+// A status that refuses the request at the HTTP level (405 or 415 for a
+// method or content type that does not fit the procedure) gets a bare HTTP
+// answer instead.
+func (c *call) writeError(st *rpcStatus, md http.Header) {
+	c.wrote = true
+	if isHTTPRefusal(st) {
+		writeHTTPRefusal(c.w, st.HTTPStatus)
+		return
 	}
-	if r.Method != http.MethodPost {
-		return nil, "", http.StatusMethodNotAllowed
-	}
-	base, _, _ := strings.Cut(ct, ";")
-	base = strings.TrimSpace(strings.ToLower(base))
-	switch {
-	case strings.HasPrefix(base, "application/grpc-web-text"):
-		sub, ok := subtype(base, "application/grpc-web-text")
-		if !ok || sub != "proto" {
-			return nil, "", http.StatusUnsupportedMediaType
-		}
-		return grpcWeb{text: true}, sub, 0
-	case strings.HasPrefix(base, "application/grpc-web"):
-		sub, ok := subtype(base, "application/grpc-web")
-		if !ok {
-			return nil, "", http.StatusUnsupportedMediaType
-		}
-		return grpcWeb{}, sub, 0
-	case strings.HasPrefix(base, "application/grpc"):
-		if _, ok := subtype(base, "application/grpc"); !ok {
-			return nil, "", http.StatusUnsupportedMediaType
-		}
-		return grpcPass{}, "", 0
-	case strings.HasPrefix(base, "application/connect+"):
-		sub := base[len("application/connect+"):]
-		if !knownCodec(sub) {
-			return nil, "", http.StatusUnsupportedMediaType
-		}
-		return connectStream{}, sub, 0
-	case base == "application/proto" || base == "application/json":
-		return connectUnary{}, base[len("application/"):], 0
-	}
-	return nil, "", http.StatusUnsupportedMediaType
+	wire.WriteError(c.w, c.class, st, md)
 }
 
-// subtype returns the codec after prefix ("" and "+proto" give "proto").
-func subtype(ct, prefix string) (string, bool) {
-	rest := ct[len(prefix):]
-	switch {
-	case rest == "":
-		return "proto", true
-	case rest[0] == '+' && knownCodec(rest[1:]):
-		return rest[1:], true
+// detect picks the protocol from [wire.Classify]. A refusal is an HTTP
+// status (405 or 415) for requests no RPC client would send, or with a codec
+// the gateway does not translate (gRPC-Web text: proto only).
+func detect(r *http.Request) (p protocol, class wire.Class, codec string, refusal int) {
+	class = wire.Classify(r)
+	switch class.Protocol {
+	case wire.ProtocolConnectGet:
+		return connectGet{}, class, "", 0
+	case wire.ProtocolUnknown:
+		if r.Method != http.MethodPost {
+			return nil, class, "", http.StatusMethodNotAllowed
+		}
+		return nil, class, "", http.StatusUnsupportedMediaType
+	case wire.ProtocolGRPCWebText:
+		if class.Codec == wire.CodecProto {
+			return grpcWeb{text: true}, class, class.Codec, 0
+		}
+	case wire.ProtocolGRPCWeb:
+		if wire.KnownCodec(class.Codec) {
+			return grpcWeb{}, class, class.Codec, 0
+		}
+	case wire.ProtocolGRPC:
+		if wire.KnownCodec(class.Codec) {
+			return grpcPass{}, class, "", 0
+		}
+	case wire.ProtocolConnectStream:
+		if wire.KnownCodec(class.Codec) {
+			return connectStream{}, class, class.Codec, 0
+		}
+	case wire.ProtocolConnect:
+		if wire.KnownCodec(class.Codec) {
+			return connectUnary{}, class, class.Codec, 0
+		}
 	}
-	return "", false
+	return nil, class, "", http.StatusUnsupportedMediaType
 }
-
-func knownCodec(name string) bool { return name == "proto" || name == "json" }
 
 // writeHTTPRefusal answers a request that is not an RPC the gateway knows.
 func writeHTTPRefusal(w http.ResponseWriter, status int) {
@@ -298,7 +295,7 @@ func skipRequestHeader(k string) bool {
 // headers (the gateway's policy alone decides CORS).
 func copyResponseMetadata(dst, src http.Header) {
 	for k, v := range src {
-		if isReservedGRPCHeader(k) || strings.HasPrefix(k, "Access-Control-") {
+		if wire.IsReservedHeader(k) || strings.HasPrefix(k, "Access-Control-") {
 			continue
 		}
 		if k == "Vary" {
@@ -310,21 +307,6 @@ func copyResponseMetadata(dst, src http.Header) {
 	}
 }
 
-// isTrailerMetadata reports whether the canonical name k is application
-// metadata when read from trailers, or from the headers of a trailers-only
-// response: not the protocol's, not hop-by-hop, not CORS, and not the
-// headers HTTP servers add on their own (Date).
-func isTrailerMetadata(k string) bool {
-	if isReservedGRPCHeader(k) || strings.HasPrefix(k, "Access-Control-") {
-		return false
-	}
-	switch k {
-	case "Date", "Server", "Vary":
-		return false
-	}
-	return true
-}
-
 func containsString(list []string, s string) bool {
 	for _, e := range list {
 		if e == s {
@@ -332,61 +314,6 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// parseGRPCTimeout parses a Grpc-Timeout value: at most 8 digits and a unit.
-func parseGRPCTimeout(v string) (time.Duration, *rpcStatus) {
-	bad := errorf(connect.CodeInvalidArgument, "invalid grpc-timeout "+strconv.Quote(v))
-	if len(v) < 2 || len(v) > 9 {
-		return 0, bad
-	}
-	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
-	if err != nil || n < 0 {
-		return 0, bad
-	}
-	var unit time.Duration
-	switch v[len(v)-1] {
-	case 'H':
-		unit = time.Hour
-	case 'M':
-		unit = time.Minute
-	case 'S':
-		unit = time.Second
-	case 'm':
-		unit = time.Millisecond
-	case 'u':
-		unit = time.Microsecond
-	case 'n':
-		unit = time.Nanosecond
-	default:
-		return 0, bad
-	}
-	const maxHours = int64((1<<63 - 1) / int64(time.Hour))
-	if unit == time.Hour && n > maxHours {
-		return time.Duration(1<<63 - 1), nil
-	}
-	return time.Duration(n) * unit, nil
-}
-
-// encodeGRPCTimeout writes d with the finest unit that fits in 8 digits.
-func encodeGRPCTimeout(d time.Duration) string {
-	if d <= 0 {
-		return "1n"
-	}
-	const max8 = 100_000_000
-	units := [...]struct {
-		d time.Duration
-		c byte
-	}{{time.Nanosecond, 'n'}, {time.Microsecond, 'u'}, {time.Millisecond, 'm'}, {time.Second, 'S'}, {time.Minute, 'M'}, {time.Hour, 'H'}}
-	for _, u := range units {
-		if v := d / u.d; v < max8 {
-			if d%u.d != 0 {
-				v++ // round up so the backend's deadline is not earlier than ours
-			}
-			return strconv.FormatInt(int64(v), 10) + string(u.c)
-		}
-	}
-	return "99999999H"
 }
 
 // bufferRequest reads a whole unary request body, bounded by limit+extra
@@ -439,7 +366,7 @@ func responseContentTypeOK(resp *http.Response) bool {
 // backendHTTPError is the status of a backend answer that is not gRPC.
 func backendHTTPError(resp *http.Response) *rpcStatus {
 	if resp.StatusCode != http.StatusOK {
-		return errorf(grpcCodeForHTTP(resp.StatusCode), "backend answered HTTP "+strconv.Itoa(resp.StatusCode))
+		return errorf(wire.CodeForHTTP(resp.StatusCode), "backend answered HTTP "+strconv.Itoa(resp.StatusCode))
 	}
 	return errorf(connect.CodeInternal, "backend answered with content type "+strconv.Quote(resp.Header.Get("Content-Type")))
 }
@@ -450,10 +377,10 @@ func finalStatus(resp *http.Response) *rpcStatus {
 	if v := resp.Trailer["Grpc-Status"]; len(v) == 1 && v[0] == "0" && len(resp.Trailer["Grpc-Message"]) == 0 {
 		return okStatus // the common case, without an allocation
 	}
-	if st, ok := statusFromHeader(resp.Trailer); ok {
+	if st, ok := wire.StatusFromHeader(resp.Trailer); ok {
 		return &st
 	}
-	if st, ok := statusFromHeader(resp.Header); ok {
+	if st, ok := wire.StatusFromHeader(resp.Header); ok {
 		return &st
 	}
 	return errorf(connect.CodeInternal, "backend sent no grpc-status")

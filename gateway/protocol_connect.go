@@ -2,15 +2,15 @@ package gateway
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"connectrpc.com/connect"
+
+	"github.com/corsgate/corsgate/internal/wire"
 )
 
 // The Connect protocol, in three shapes: unary POST (connectUnary), unary
@@ -31,51 +31,23 @@ type (
 )
 
 var (
-	contentTypeJSON          = []string{"application/json"}
-	contentTypeConnectProto  = []string{"application/proto"}
-	contentTypeConnectJSON   = []string{"application/json"}
-	contentTypeConnectSProto = []string{"application/connect+proto"}
-	contentTypeConnectSJSON  = []string{"application/connect+json"}
+	contentTypeConnectProto = []string{"application/proto"}
+	contentTypeConnectJSON  = []string{"application/json"}
 )
 
 func (connectUnary) name() string  { return "connect" }
 func (connectGet) name() string    { return "connect" }
 func (connectStream) name() string { return "connect" }
 
-func (connectUnary) timeout(r *http.Request) (time.Duration, bool, *rpcStatus) {
-	return connectTimeout(r)
-}
-
-func (connectGet) timeout(r *http.Request) (time.Duration, bool, *rpcStatus) {
-	return connectTimeout(r)
-}
-
-func (connectStream) timeout(r *http.Request) (time.Duration, bool, *rpcStatus) {
-	return connectTimeout(r)
-}
-
-// connectTimeout parses Connect-Timeout-Ms: at most 10 digits.
-func connectTimeout(r *http.Request) (time.Duration, bool, *rpcStatus) {
-	v := r.Header["Connect-Timeout-Ms"]
-	if len(v) == 0 || v[0] == "" {
-		return 0, false, nil
-	}
-	ms, err := strconv.ParseInt(v[0], 10, 64)
-	if err != nil || ms < 0 || len(v[0]) > 10 {
-		return 0, false, errorf(connect.CodeInvalidArgument, "invalid connect-timeout-ms "+strconv.Quote(v[0]))
-	}
-	return time.Duration(ms) * time.Millisecond, true, nil
-}
-
 // refusal is a status answered with a bare HTTP status, for requests that
 // do not fit the method (a stream content type for a unary method, GET for
 // a method with side effects).
 func refusal(status int, msg string) *rpcStatus {
-	return &rpcStatus{code: connect.CodeUnknown, message: msg, httpStatus: status}
+	return &rpcStatus{Code: connect.CodeUnknown, Message: msg, HTTPStatus: status}
 }
 
 func isHTTPRefusal(st *rpcStatus) bool {
-	return st.httpStatus == http.StatusMethodNotAllowed || st.httpStatus == http.StatusUnsupportedMediaType
+	return st.HTTPStatus == http.StatusMethodNotAllowed || st.HTTPStatus == http.StatusUnsupportedMediaType
 }
 
 func (connectUnary) prepare(c *call, out *http.Request) *rpcStatus {
@@ -98,7 +70,7 @@ func (connectGet) prepare(c *call, out *http.Request) *rpcStatus {
 		return errorf(connect.CodeInvalidArgument, "unsupported connect version "+strconv.Quote(v))
 	}
 	c.codec = q.Get("encoding")
-	if !knownCodec(c.codec) {
+	if !wire.KnownCodec(c.codec) {
 		return refusal(http.StatusUnsupportedMediaType, "encoding must be proto or json")
 	}
 	msg := q.Get("message")
@@ -173,9 +145,6 @@ func (connectGet) respond(c *call, resp *http.Response) *rpcStatus {
 	return respondConnectUnary(c, resp)
 }
 
-func (connectUnary) writeError(c *call, st *rpcStatus) { writeConnectUnaryError(c, st, nil, nil) }
-func (connectGet) writeError(c *call, st *rpcStatus)   { writeConnectUnaryError(c, st, nil, nil) }
-
 // respondConnectUnary reads the backend's one message and its status, then
 // answers: the message, or the error as JSON.
 func respondConnectUnary(c *call, resp *http.Response) *rpcStatus {
@@ -184,10 +153,10 @@ func respondConnectUnary(c *call, resp *http.Response) *rpcStatus {
 	}
 	if trailersOnly(resp) {
 		st := finalStatus(resp)
-		if st.code == 0 {
+		if st.Code == 0 {
 			st = errorf(connect.CodeInternal, "backend sent no response message")
 		}
-		writeConnectUnaryError(c, st, nil, resp.Header)
+		c.writeError(st, resp.Header)
 		return st
 	}
 	buf := getBytesBuf()
@@ -208,8 +177,9 @@ func respondConnectUnary(c *call, resp *http.Response) *rpcStatus {
 		}
 	}
 	st := finalStatus(resp)
-	if st.code != 0 {
-		writeConnectUnaryError(c, st, resp.Header, resp.Trailer)
+	if st.Code != 0 {
+		copyResponseMetadata(c.w.Header(), resp.Header)
+		c.writeError(st, resp.Trailer)
 		return st
 	}
 	if !gotMessage {
@@ -240,7 +210,7 @@ func respondConnectUnary(c *call, resp *http.Response) *rpcStatus {
 		}
 	}
 	copyResponseMetadata(h, resp.Header)
-	addTrailerHeaders(h, resp.Trailer)
+	wire.SetTrailerHeaders(h, resp.Trailer)
 	if c.r.Method == http.MethodGet {
 		h.Add("Vary", "Accept-Encoding")
 	}
@@ -249,42 +219,6 @@ func respondConnectUnary(c *call, resp *http.Response) *rpcStatus {
 	c.wrote = true
 	_, _ = c.w.Write(payload)
 	return okStatus
-}
-
-// addTrailerHeaders adds unary Connect trailers as Trailer-<name> headers.
-func addTrailerHeaders(h, trailer http.Header) {
-	for k, v := range trailer {
-		if !isTrailerMetadata(k) {
-			continue
-		}
-		h["Trailer-"+k] = v
-	}
-}
-
-// writeConnectUnaryError answers a unary call with a Connect error: JSON
-// body, HTTP status from the code, the backend's headers and trailers (as
-// Trailer-<name>) when there are any.
-func writeConnectUnaryError(c *call, st *rpcStatus, header, trailer http.Header) {
-	if isHTTPRefusal(st) {
-		writeHTTPRefusal(c.w, st.httpStatus)
-		c.wrote = true
-		return
-	}
-	h := c.w.Header()
-	if header != nil {
-		copyResponseMetadata(h, header)
-	}
-	addTrailerHeaders(h, trailer)
-	body := st.connectErrorJSON()
-	h["Content-Type"] = contentTypeJSON
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	status := st.httpStatus
-	if status == 0 {
-		status = connectHTTPStatus(st.code)
-	}
-	c.w.WriteHeader(status)
-	c.wrote = true
-	_, _ = c.w.Write(body)
 }
 
 func (connectStream) prepare(c *call, out *http.Request) *rpcStatus {
@@ -305,12 +239,12 @@ func (connectStream) prepare(c *call, out *http.Request) *rpcStatus {
 	return c.framedRequest(out, c.r.Body, enc)
 }
 
-func (p connectStream) respond(c *call, resp *http.Response) *rpcStatus {
+func (connectStream) respond(c *call, resp *http.Response) *rpcStatus {
 	if resp.StatusCode != http.StatusOK || !responseContentTypeOK(resp) {
 		return backendHTTPError(resp)
 	}
 	h := c.w.Header()
-	h["Content-Type"] = p.contentType(c)
+	h["Content-Type"] = c.class.ContentType()
 	if c.codec != "json" {
 		if v := resp.Header["Grpc-Encoding"]; len(v) > 0 {
 			h["Connect-Content-Encoding"] = v
@@ -343,62 +277,10 @@ func (p connectStream) respond(c *call, resp *http.Response) *rpcStatus {
 	return st
 }
 
-func (p connectStream) writeError(c *call, st *rpcStatus) {
-	if isHTTPRefusal(st) {
-		writeHTTPRefusal(c.w, st.httpStatus)
-		c.wrote = true
-		return
-	}
-	if st.httpStatus != 0 {
-		// An unknown procedure: 404, as a Connect server's mux answers.
-		writeConnectUnaryError(c, st, nil, nil)
-		return
-	}
-	c.w.Header()["Content-Type"] = p.contentType(c)
-	c.w.WriteHeader(http.StatusOK)
-	c.wrote = true
-	writeEndStream(c.w, st, nil)
-}
-
-func (connectStream) contentType(c *call) []string {
-	if c.codec == "json" {
-		return contentTypeConnectSJSON
-	}
-	return contentTypeConnectSProto
-}
-
 // writeEndStream writes the Connect end-of-stream message: the error, if
-// the status is not OK, and the trailers from md.
+// the status is not OK, and the metadata in md.
 func writeEndStream(w io.Writer, st *rpcStatus, md http.Header) {
 	buf := getBytesBuf()
 	defer putBytesBuf(buf)
-	buf.Write([]byte{flagEndStream, 0, 0, 0, 0})
-	buf.WriteByte('{')
-	if st.code != 0 {
-		buf.WriteString(`"error":`)
-		buf.Write(st.connectErrorJSON())
-	}
-	meta := map[string][]string{}
-	for k, v := range md {
-		if !isTrailerMetadata(k) {
-			continue
-		}
-		meta[k] = v
-	}
-	if len(meta) > 0 {
-		if st.code != 0 {
-			buf.WriteByte(',')
-		}
-		buf.WriteString(`"metadata":`)
-		b, err := json.Marshal(meta)
-		if err != nil {
-			b = []byte("{}")
-		}
-		buf.Write(b)
-	}
-	buf.WriteByte('}')
-	b := buf.Bytes()
-	size := len(b) - headerLen
-	b[1], b[2], b[3], b[4] = byte(size>>24), byte(size>>16), byte(size>>8), byte(size)
-	_, _ = w.Write(b)
+	_, _ = w.Write(wire.AppendEndStream(buf.AvailableBuffer(), st, md))
 }

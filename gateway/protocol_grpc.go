@@ -2,9 +2,9 @@ package gateway
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
+
+	"github.com/corsgate/corsgate/internal/wire"
 )
 
 // grpcPass is gRPC itself (application/grpc[+codec]), passed through: the
@@ -14,10 +14,6 @@ import (
 type grpcPass struct{}
 
 func (grpcPass) name() string { return "grpc" }
-
-func (grpcPass) timeout(r *http.Request) (time.Duration, bool, *rpcStatus) {
-	return grpcTimeoutHeader(r)
-}
 
 func (grpcPass) prepare(c *call, out *http.Request) *rpcStatus {
 	h := c.r.Header
@@ -38,8 +34,8 @@ func (grpcPass) respond(c *call, resp *http.Response) *rpcStatus {
 	h := c.w.Header()
 	for k, v := range resp.Header {
 		switch {
-		case k == "Content-Type" || k == "Grpc-Encoding" || k == "Grpc-Accept-Encoding" || isStatusHeader(k):
-		case isReservedGRPCHeader(k) || strings.HasPrefix(k, "Access-Control-"):
+		case k == "Content-Type" || k == "Grpc-Encoding" || k == "Grpc-Accept-Encoding" || wire.IsStatusHeader(k):
+		case wire.IsReservedHeader(k) || strings.HasPrefix(k, "Access-Control-"):
 			continue
 		case k == "Vary":
 			h[k] = append(h[k], v...)
@@ -58,7 +54,7 @@ func (grpcPass) respond(c *call, resp *http.Response) *rpcStatus {
 		if !boundary {
 			c.abort(st)
 		}
-		setStatusTrailers(h, st)
+		wire.SetGRPCTrailers(h, st)
 		return st
 	}
 	st := finalStatus(resp)
@@ -70,40 +66,7 @@ func (grpcPass) respond(c *call, resp *http.Response) *rpcStatus {
 			h[http.TrailerPrefix+k] = v
 		}
 	} else {
-		setStatusTrailers(h, st)
+		wire.SetGRPCTrailers(h, st)
 	}
 	return st
-}
-
-// setStatusTrailers announces st in the trailers of a response whose
-// headers went out.
-func setStatusTrailers(h http.Header, st *rpcStatus) {
-	h[http.TrailerPrefix+"Grpc-Status"] = []string{codeString(st)}
-	if st.message != "" {
-		h[http.TrailerPrefix+"Grpc-Message"] = []string{percentEncode(st.message)}
-	}
-}
-
-// writeError answers with a trailers-only response.
-func (grpcPass) writeError(c *call, st *rpcStatus) {
-	h := c.w.Header()
-	ct := c.r.Header["Content-Type"]
-	if len(ct) == 0 {
-		ct = contentTypeGRPC
-	}
-	h["Content-Type"] = ct
-	h["Grpc-Status"] = []string{codeString(st)}
-	if st.message != "" {
-		h["Grpc-Message"] = []string{percentEncode(st.message)}
-	}
-	if st.detailsBin != "" {
-		h["Grpc-Status-Details-Bin"] = []string{st.detailsBin}
-	}
-	c.w.WriteHeader(http.StatusOK)
-	c.wrote = true
-}
-
-// codeString is the decimal grpc-status of st.
-func codeString(st *rpcStatus) string {
-	return strconv.Itoa(int(st.code))
 }

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
-	"time"
 
 	"connectrpc.com/connect"
 
 	"github.com/corsgate/corsgate/internal/grpcwebtext"
+	"github.com/corsgate/corsgate/internal/wire"
 )
 
 // grpcWeb is gRPC-Web, binary (application/grpc-web[+proto|+json]) or text
@@ -30,23 +29,6 @@ func (p grpcWeb) name() string {
 		return "grpc_web_text"
 	}
 	return "grpc_web"
-}
-
-func (grpcWeb) timeout(r *http.Request) (time.Duration, bool, *rpcStatus) {
-	return grpcTimeoutHeader(r)
-}
-
-// grpcTimeoutHeader parses the Grpc-Timeout of gRPC and gRPC-Web requests.
-func grpcTimeoutHeader(r *http.Request) (time.Duration, bool, *rpcStatus) {
-	v := r.Header["Grpc-Timeout"]
-	if len(v) == 0 || v[0] == "" {
-		return 0, false, nil
-	}
-	d, st := parseGRPCTimeout(v[0])
-	if st != nil {
-		return 0, false, st
-	}
-	return d, true, nil
 }
 
 func (p grpcWeb) prepare(c *call, out *http.Request) *rpcStatus {
@@ -72,15 +54,22 @@ func (p grpcWeb) respond(c *call, resp *http.Response) *rpcStatus {
 	if resp.StatusCode != http.StatusOK || !responseContentTypeOK(resp) {
 		return backendHTTPError(resp)
 	}
-	h := c.w.Header()
-	h["Content-Type"] = p.contentType(c)
 	if trailersOnly(resp) {
+		// An error goes out as the gateway's own would (trailers-only, or a
+		// trailer frame when it carries metadata); OK ends an empty stream.
 		st := finalStatus(resp)
+		if st.Code != 0 {
+			c.writeError(st, resp.Header)
+			return st
+		}
+		c.w.Header()["Content-Type"] = c.class.ContentType()
 		c.w.WriteHeader(http.StatusOK)
 		c.wrote = true
-		p.writeTrailers(c, c.writer(p), resp.Header, nil)
+		writeTrailers(c.writer(p), st, resp.Header)
 		return st
 	}
+	h := c.w.Header()
+	h["Content-Type"] = c.class.ContentType()
 	copyResponseMetadata(h, resp.Header)
 	if c.codec != "json" {
 		// Compressed frames pass through; JSON ones are decompressed.
@@ -102,51 +91,15 @@ func (p grpcWeb) respond(c *call, resp *http.Response) *rpcStatus {
 			// frame now, so break the response instead.
 			c.abort(st)
 		}
-		p.writeTrailers(c, out, nil, st)
+		writeTrailers(out, st, nil)
 		return st
 	}
 	st := finalStatus(resp)
-	if _, ok := resp.Trailer["Grpc-Status"]; ok {
-		p.writeTrailers(c, out, resp.Trailer, nil)
-	} else {
-		// Either a status in the headers after a body, or none at all.
-		p.writeTrailers(c, out, nil, st)
-	}
+	writeTrailers(out, st, resp.Trailer)
 	return st
 }
 
-func (p grpcWeb) writeError(c *call, st *rpcStatus) {
-	c.w.Header()["Content-Type"] = p.contentType(c)
-	c.w.WriteHeader(http.StatusOK)
-	c.wrote = true
-	p.writeTrailers(c, c.writer(p), nil, st)
-}
-
-var (
-	contentTypeGRPC            = []string{"application/grpc"}
-	contentTypeGRPCWeb         = []string{"application/grpc-web+proto"}
-	contentTypeGRPCWebJSON     = []string{"application/grpc-web+json"}
-	contentTypeGRPCWebText     = []string{"application/grpc-web-text+proto"}
-	contentTypeGRPCWebBare     = []string{"application/grpc-web"}
-	contentTypeGRPCWebTextBare = []string{"application/grpc-web-text"}
-)
-
-// contentType answers in the request's own spelling.
-func (p grpcWeb) contentType(c *call) []string {
-	bare := strings.IndexByte(c.r.Header.Get("Content-Type"), '+') < 0
-	switch {
-	case p.text && bare:
-		return contentTypeGRPCWebTextBare
-	case p.text:
-		return contentTypeGRPCWebText
-	case c.codec == "json":
-		return contentTypeGRPCWebJSON
-	case bare:
-		return contentTypeGRPCWebBare
-	default:
-		return contentTypeGRPCWeb
-	}
-}
+var contentTypeGRPC = []string{"application/grpc"}
 
 // writer is where response bytes go: the client, through base64 in text mode.
 func (c *call) writer(p grpcWeb) io.Writer {
@@ -156,66 +109,12 @@ func (c *call) writer(p grpcWeb) io.Writer {
 	return c.w
 }
 
-// writeTrailers writes the trailers frame: from the backend's trailers (or
-// the headers of a trailers-only answer) when md is not nil, else from st.
-func (grpcWeb) writeTrailers(c *call, out io.Writer, md http.Header, st *rpcStatus) {
+// writeTrailers writes the trailer frame: st, then the metadata in md (the
+// backend's trailers).
+func writeTrailers(out io.Writer, st *rpcStatus, md http.Header) {
 	buf := getBytesBuf()
 	defer putBytesBuf(buf)
-	buf.Write([]byte{flagTrailers, 0, 0, 0, 0})
-	if md != nil {
-		for k, vs := range md {
-			if !isStatusHeader(k) && !isTrailerMetadata(k) {
-				continue
-			}
-			name := lowerHeaderName(k)
-			for _, v := range vs {
-				buf.WriteString(name)
-				buf.WriteString(": ")
-				buf.WriteString(v)
-				buf.WriteString("\r\n")
-			}
-		}
-	} else {
-		writeStatusLines(buf, st)
-	}
-	b := buf.Bytes()
-	size := len(b) - headerLen
-	b[1], b[2], b[3], b[4] = byte(size>>24), byte(size>>16), byte(size>>8), byte(size)
-	_, _ = out.Write(b)
-}
-
-func writeStatusLines(buf interface{ WriteString(string) (int, error) }, st *rpcStatus) {
-	buf.WriteString("grpc-status: ")
-	buf.WriteString(codeString(st))
-	buf.WriteString("\r\n")
-	if st.message != "" {
-		buf.WriteString("grpc-message: ")
-		buf.WriteString(percentEncode(st.message))
-		buf.WriteString("\r\n")
-	}
-	if st.detailsBin != "" {
-		buf.WriteString("grpc-status-details-bin: ")
-		buf.WriteString(st.detailsBin)
-		buf.WriteString("\r\n")
-	}
-}
-
-func isStatusHeader(k string) bool {
-	return k == "Grpc-Status" || k == "Grpc-Message" || k == "Grpc-Status-Details-Bin"
-}
-
-// lowerHeaderName lowercases a canonical header name; the gRPC-Web spec and
-// clients want lowercase trailer names.
-func lowerHeaderName(k string) string {
-	switch k {
-	case "Grpc-Status":
-		return "grpc-status"
-	case "Grpc-Message":
-		return "grpc-message"
-	case "Grpc-Status-Details-Bin":
-		return "grpc-status-details-bin"
-	}
-	return strings.ToLower(k)
+	_, _ = out.Write(wire.AppendGRPCWebTrailers(buf.AvailableBuffer(), st, md))
 }
 
 // base64Writer encodes every write on its own, padding included, as

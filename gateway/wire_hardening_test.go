@@ -234,26 +234,36 @@ func TestHardeningGRPCWebClientTrailers(t *testing.T) {
 	}
 }
 
-// hardCheckGRPCWebError checks a gRPC-Web error answer: HTTP 200, a gRPC-Web
-// content type, CORS headers for the test origin, no message frame and a
-// trailers frame with grpc-status wantCode.
+// hardCheckGRPCWebError checks a gateway-made gRPC-Web error: HTTP 200, a
+// gRPC-Web content type, CORS headers for the test origin, and the
+// trailers-only shape: grpc-status wantCode in the headers, exposed to the
+// script, and an empty body.
 func hardCheckGRPCWebError(tb testing.TB, res hardResponse, text bool, wantCode string) {
 	tb.Helper()
 	if res.status != http.StatusOK {
-		tb.Fatalf("HTTP status %d (%q), want 200 with the status in the trailers", res.status, res.body)
+		tb.Fatalf("HTTP status %d (%q), want 200 with the status in the headers", res.status, res.body)
 	}
-	if ct := res.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/grpc-web") {
-		tb.Errorf("Content-Type %q", ct)
+	wantCT := "application/grpc-web"
+	if text {
+		wantCT = "application/grpc-web-text"
+	}
+	if ct := res.header.Get("Content-Type"); !strings.HasPrefix(ct, wantCT) {
+		tb.Errorf("Content-Type %q, want %s", ct, wantCT)
 	}
 	if got := res.header.Get("Access-Control-Allow-Origin"); got != testOrigin {
 		tb.Errorf("Access-Control-Allow-Origin %q, want %q", got, testOrigin)
 	}
-	n, trailers := hardGRPCWebStatus(tb, res.body, text)
-	if n != 0 {
-		tb.Errorf("%d message frames before the error", n)
+	if len(res.body) != 0 {
+		tb.Errorf("body %q, want none (trailers-only)", res.body)
 	}
-	if trailers["grpc-status"] != wantCode {
-		tb.Errorf("grpc-status %q (message %q), want %s", trailers["grpc-status"], trailers["grpc-message"], wantCode)
+	if got := res.header.Get("Grpc-Status"); got != wantCode {
+		tb.Errorf("grpc-status %q (message %q), want %s", got, res.header.Get("Grpc-Message"), wantCode)
+	}
+	aceh := strings.ToLower(strings.Join(res.header.Values("Access-Control-Expose-Headers"), ","))
+	for _, name := range []string{"grpc-status", "grpc-message", "grpc-status-details-bin"} {
+		if !strings.Contains(aceh, name) {
+			tb.Errorf("Access-Control-Expose-Headers %q does not expose %s", aceh, name)
+		}
 	}
 }
 

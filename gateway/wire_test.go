@@ -103,7 +103,8 @@ func TestGRPCWebText(t *testing.T) {
 		{name: "unary", path: "/greet.v1.GreetService/Greet", msg: &greetv1.GreetRequest{Name: "Ada"}, wantFrames: 1, wantStatus: "0", wantTrailer: "x-greet-trailer"},
 		{name: "server stream", path: "/greet.v1.GreetService/GreetStream", msg: &greetv1.GreetStreamRequest{Name: "Bo", Count: 4}, wantFrames: 4, wantStatus: "0"},
 		{name: "error", path: "/greet.v1.GreetService/Greet", msg: &greetv1.GreetRequest{}, wantFrames: 0, wantStatus: "3", wantTrailer: "grpc-status-details-bin"},
-		{name: "unknown", path: "/greet.v1.GreetService/Nope", msg: &greetv1.GreetRequest{}, wantFrames: 0, wantStatus: "12"},
+		// A gateway-made error without metadata: trailers-only.
+		{name: "unknown", path: "/greet.v1.GreetService/Nope", msg: &greetv1.GreetRequest{}, wantFrames: -1, wantStatus: "12"},
 	}
 	for _, tt := range tests {
 		for _, h2 := range []bool{false, true} {
@@ -136,6 +137,12 @@ func TestGRPCWebText(t *testing.T) {
 					t.Errorf("Content-Type = %q", ct)
 				}
 				frames := parseFrames(t, decodeTextBody(t, string(readAll(t, res.Body))))
+				if tt.wantFrames < 0 {
+					if len(frames) != 0 || res.Header.Get("Grpc-Status") != tt.wantStatus {
+						t.Errorf("%d frames, grpc-status header %q; want trailers-only with %s", len(frames), res.Header.Get("Grpc-Status"), tt.wantStatus)
+					}
+					return
+				}
 				if len(frames) != tt.wantFrames+1 {
 					t.Fatalf("got %d frames, want %d messages and trailers", len(frames), tt.wantFrames)
 				}

@@ -4,16 +4,30 @@ import (
 	"net/http"
 
 	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
-	"github.com/corsgate/corsgate/internal/rpcerr"
+	"github.com/corsgate/corsgate/internal/wire"
 )
 
-// strictMessages are the PERMISSION_DENIED messages of strict mode, one per
+// StrictErrorDomain is the domain of the google.rpc.ErrorInfo detail of a
+// strict-mode refusal; its reason is "CORS_REFUSED" and its metadata
+// "check" holds the [Reason] of the check that failed ("origin", ...).
+const StrictErrorDomain = "corsgate.dev"
+
+// strictStatuses are the PERMISSION_DENIED statuses of strict mode, one per
 // reason, built once.
-var strictMessages = func() [len(reasonNames)]string {
-	var m [len(reasonNames)]string
+var strictStatuses = func() [len(reasonNames)]*wire.Status {
+	var m [len(reasonNames)]*wire.Status
 	for i := range m {
-		m[i] = "corsgate: cross-origin call refused by the CORS policy (check: " + Reason(i).String() + ")"
+		st := wire.NewStatus(connect.CodePermissionDenied,
+			"corsgate: cross-origin call refused by the CORS policy (check: "+Reason(i).String()+")")
+		// Marshaling a generated message cannot fail.
+		_ = st.SetDetails(&errdetails.ErrorInfo{
+			Reason:   "CORS_REFUSED",
+			Domain:   StrictErrorDomain,
+			Metadata: map[string]string{"check": Reason(i).String()},
+		})
+		m[i] = st
 	}
 	return m
 }()
@@ -68,7 +82,7 @@ func (h *handler) actual(w http.ResponseWriter, r *http.Request) {
 				o = origin[0]
 			}
 			h.p.logRefusal(r.Context(), "corsgate: cross-origin call refused (strict)", reason, o, r.URL.Path, r.Method)
-			rpcerr.Write(w, r, connect.CodePermissionDenied, strictMessages[reason])
+			wire.WriteError(w, wire.Classify(r), strictStatuses[reason], nil)
 			return
 		}
 	}

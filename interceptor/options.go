@@ -120,7 +120,11 @@ func WithPrivateNetwork(allow bool) Option {
 // WithStrict sets strict mode. In strict mode a cross-origin actual request
 // that CORS would not allow (origin not allowed, unknown or browser-barred
 // procedure, method not allowed) is answered with PERMISSION_DENIED in the
-// caller's protocol and never reaches the handler. Same-origin requests (no
+// caller's protocol and never reaches the handler; the error carries a
+// google.rpc.ErrorInfo detail (domain [StrictErrorDomain], reason
+// CORS_REFUSED, metadata "check" = the failed [Reason]). The answer has no
+// CORS headers, so a browser script sees a network error whatever the
+// protocol; other clients decode the code. Same-origin requests (no
 // Origin header, or an Origin equal to the request's own scheme and host) are
 // never affected. Default false: such requests reach the handler, but their
 // responses carry no CORS headers, so the browser hides them from the script.

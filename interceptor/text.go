@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/corsgate/corsgate/internal/grpcwebtext"
+	"github.com/corsgate/corsgate/internal/wire"
 )
 
 // gRPC-Web text mode (application/grpc-web-text, the grpc-web JS client's
@@ -55,13 +56,11 @@ func (h textHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // isGRPCWebText reports whether r is a gRPC-Web text request with the proto
-// codec. The common case costs one prefix comparison.
+// codec, as [wire.Classify] reads it (the gateway and strict mode read it
+// the same way).
 func isGRPCWebText(r *http.Request) bool {
-	ct := r.Header["Content-Type"]
-	if len(ct) != 1 || !strings.HasPrefix(ct[0], ctGRPCWebTextPrefix) {
-		return false
-	}
-	return ct[0] == ctGRPCWebTextPrefix || ct[0] == ctGRPCWebTextProto
+	c := wire.Classify(r)
+	return c.Protocol == wire.ProtocolGRPCWebText && c.Codec == wire.CodecProto
 }
 
 // serveText runs next on a binary gRPC-Web version of the text request r.
