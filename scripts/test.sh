@@ -47,7 +47,7 @@ go tool staticcheck "${modules[@]}"
 
 step "go test"
 go test -count=1 "${modules[@]}"
-go test -count=1 -race ./interceptor/... ./internal/rpcerr/... ./gateway/...
+go test -count=1 -race ./interceptor/... ./internal/wire/... ./gateway/...
 
 step "fuzz (short)"
 bash scripts/fuzz.sh "${FUZZTIME:-5s}"
