@@ -50,6 +50,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/h2client"
 )
 
 // DefaultMaxMessageSize is the default of [Config.MaxMessageSize]: 4 MiB, as
@@ -130,9 +131,9 @@ type Gateway struct {
 	scheme    string
 	authority string
 	baseURL   string
-	backend   *h2Transport    // the calls' transport (see h2client.go)
-	transport *http.Transport // net/http's, for reflection and health
-	client    *http.Client    // over transport
+	backend   *h2client.Transport // the calls' transport
+	transport *http.Transport     // net/http's, for reflection and health, dialing through backend
+	client    *http.Client        // over transport
 
 	state     atomic.Pointer[state]
 	ready     chan struct{} // closed once descriptors are loaded
@@ -229,8 +230,14 @@ func New(cfg Config) (*Gateway, error) {
 	case cfg.StallTimeout > 0:
 		g.stall = cfg.StallTimeout
 	}
-	g.backend = newH2Transport(useTLS, cfg.BackendTLS, authority)
-	g.transport = newTransport(useTLS, cfg.BackendTLS, authority)
+	h2cfg := h2client.Config{Authority: authority, TLS: cfg.BackendTLS}
+	if useTLS && h2cfg.TLS == nil {
+		h2cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if g.backend, err = h2client.New(h2cfg); err != nil {
+		return nil, &ConfigError{Field: "Backend", Err: err}
+	}
+	g.transport = newTransport(useTLS, g.backend)
 	g.client = &http.Client{Transport: g.transport}
 	g.healthPfx, g.health = g.newHealthHandler()
 
@@ -284,54 +291,34 @@ func parseBackend(backend string) (scheme, authority string, useTLS bool, err er
 }
 
 // newTransport is net/http's client to the backend, used by reflection and
-// the health check (calls go through h2Transport): HTTP/2 only, over h2c or
-// TLS, idle connections pinged so that a dead backend is noticed. Its
-// windows are the calls' (see h2Transport): a stream's unread bytes pin at
-// most backendStreamWindow, and the connection window is large.
-func newTransport(useTLS bool, tlsConf *tls.Config, authority string) *http.Transport {
+// the health check (calls go through backend): HTTP/2 only, over h2c or
+// TLS, idle connections pinged so that a dead backend is noticed. It dials
+// through backend, so TCP, TLS and ALPN are the calls' own, and its windows
+// are the calls' defaults: a stream's unread bytes pin at most
+// h2client.DefaultStreamWindow, and the connection window is large.
+func newTransport(useTLS bool, backend *h2client.Transport) *http.Transport {
 	var protocols http.Protocols
 	if useTLS {
 		protocols.SetHTTP2(true)
-		if tlsConf == nil {
-			tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
-		} else {
-			tlsConf = tlsConf.Clone()
-		}
-		if tlsConf.ServerName == "" {
-			if host, _, err := net.SplitHostPort(authority); err == nil {
-				tlsConf.ServerName = host
-			}
-		}
 	} else {
 		protocols.SetUnencryptedHTTP2(true)
 	}
 	return &http.Transport{
 		Protocols:           &protocols,
-		TLSClientConfig:     tlsConf,
 		ForceAttemptHTTP2:   true,
 		DisableCompression:  true, // message compression is gRPC's, not HTTP's
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout: 10 * time.Second,
+		DialContext:         backend.Dial,
+		DialTLSContext:      backend.Dial,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     5 * time.Minute,
 		HTTP2: &http.HTTP2Config{
-			MaxReceiveBufferPerConnection: backendConnWindow,
-			MaxReceiveBufferPerStream:     backendStreamWindow,
+			MaxReceiveBufferPerConnection: h2client.DefaultConnWindow,
+			MaxReceiveBufferPerStream:     h2client.DefaultStreamWindow,
 			SendPingTimeout:               30 * time.Second,
 			PingTimeout:                   15 * time.Second,
 		},
 	}
 }
-
-// The backend connections' flow-control windows (see h2Transport): a client
-// that stops reading pins its stream's unread window, in memory too, so the
-// stream window is small; the connection window is large (a window, not an
-// allocation), so that thousands of stuck clients, not a handful, would be
-// needed to stall a connection; StallTimeout then releases them.
-const (
-	backendStreamWindow = 256 << 10
-	backendConnWindow   = 1 << 30
-)
 
 // ServeHTTP serves one request: a CORS preflight, an RPC in any of the
 // accepted protocols, /healthz or grpc.health.v1.Health.

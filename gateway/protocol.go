@@ -145,7 +145,7 @@ func (c *call) run() *rpcStatus {
 		// Let the response start while the request still streams in.
 		_ = http.NewResponseController(c.w).EnableFullDuplex()
 	}
-	resp, err := c.g.backend.roundTrip(c.ctx, out, c.route.streamType&connect.StreamTypeServer == 0)
+	resp, err := c.g.backend.Call(c.ctx, out, c.route.streamType&connect.StreamTypeServer == 0)
 	if err != nil {
 		return c.failure(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"connectrpc.com/connect"
+
+	"github.com/corsgate/corsgate/internal/h2client"
 )
 
 // requestBody is a backend request body read lazily from the client, which
@@ -109,9 +111,9 @@ func setBodyBytes(out *http.Request, data []byte) {
 		out.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
 		return
 	}
-	out.Body = bytesBody{bytes.NewReader(data), data}
+	out.Body = h2client.NewBytesBody(data)
 	out.ContentLength = int64(len(data))
-	out.GetBody = func() (io.ReadCloser, error) { return bytesBody{bytes.NewReader(data), data}, nil }
+	out.GetBody = func() (io.ReadCloser, error) { return h2client.NewBytesBody(data), nil }
 }
 
 // transcodedRequest makes the backend request body from client frames in

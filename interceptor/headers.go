@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -79,25 +80,52 @@ func validToken(s string) bool {
 	return s != ""
 }
 
-// validateHeaderName checks one configured or declared header name. what
-// names the source in the error ("allowed header", "Greet's request header").
+// validateHeaderName checks one header name declared in a [Service] rule.
+// what names the source in the error ("Greet's request header").
 func validateHeaderName(what, name string) error {
+	reason, fix := headerNameProblem(name)
+	switch {
+	case reason == "" && fix == "":
+		return nil
+	case name == "":
+		return fmt.Errorf("interceptor: empty %s name; %s", what, fix)
+	}
+	return fmt.Errorf("interceptor: %s %q %s; %s", what, name, reason, fix)
+}
+
+// checkOptionHeader checks one header name given to option
+// (OptionAllowedHeaders or OptionExposedHeaders).
+func checkOptionHeader(option, name string) error {
+	reason, fix := headerNameProblem(name)
+	switch {
+	case reason == "" && fix == "":
+		return nil
+	case name == "":
+		return &ConfigError{Option: option, Fix: fix, subject: "empty " + optionNouns[option] + " name"}
+	}
+	return &ConfigError{Option: option, Value: name, Reason: reason, Fix: fix}
+}
+
+// headerNameProblem says what is wrong with a configured or declared header
+// name and how to fix it; both are "" for a good name, and reason is "" for
+// an empty one.
+func headerNameProblem(name string) (reason, fix string) {
 	if name == "" {
-		return fmt.Errorf("interceptor: empty %s name; remove the empty entry", what)
+		return "", "remove the empty entry"
 	}
 	if len(name) > maxHeaderNameLen {
-		return fmt.Errorf("interceptor: %s %q is longer than %d bytes; shorten it", what, name, maxHeaderNameLen)
+		return "is longer than " + strconv.Itoa(maxHeaderNameLen) + " bytes", "shorten it"
 	}
 	for i := 0; i < len(name); i++ {
 		if !isTokenChar(name[i]) {
-			return fmt.Errorf("interceptor: %s %q is not a valid header name (character %q); "+
-				"use letters, digits and '-' only, one name per entry", what, name, string(name[i]))
+			return "is not a valid header name (character " + strconv.Quote(string(name[i])) + ")",
+				"use letters, digits and '-' only, one name per entry"
 		}
 	}
 	if strings.HasPrefix(strings.ToLower(name), "access-control-") {
-		return fmt.Errorf("interceptor: %s %q is a CORS header the browser and corsgate manage; remove it", what, name)
+		return "is a CORS header the browser and corsgate manage", "remove it"
 	}
-	return nil
+	return "", ""
 }
 
 // appendUnique appends names not yet in list, comparing case-insensitively,

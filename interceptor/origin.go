@@ -222,8 +222,8 @@ func newOriginMatcher(origins []string, fn func(string) bool, credentials bool) 
 	for _, o := range origins {
 		if o == "*" {
 			if credentials {
-				return nil, fmt.Errorf("interceptor: origin %q together with credentials: browsers refuse "+
-					"a wildcard when credentials are allowed; list the origins instead, or drop WithCredentials(true)", o)
+				return nil, &ConfigError{Option: OptionAllowedOrigins, Value: o, With: OptionCredentials,
+					Reason: "browsers refuse a wildcard when credentials are allowed", Fix: "list the origins instead"}
 			}
 			m.all = true
 			continue
@@ -248,8 +248,8 @@ func newOriginMatcher(origins []string, fn func(string) bool, credentials bool) 
 	}
 	m.exactIdx = newStrIndex(exactKeys, false)
 	if m.all && (len(m.exact) > 0 || len(m.patterns) > 0) {
-		return nil, fmt.Errorf("interceptor: origin %q allows every origin, so the other origins (%q) "+
-			"have no effect; remove either the \"*\" or the others", "*", origins)
+		return nil, originError("*", fmt.Sprintf("allows every origin, so the other origins (%q) have no effect", origins),
+			`remove either the "*" or the others`)
 	}
 	return m, nil
 }
@@ -258,30 +258,30 @@ func newOriginMatcher(origins []string, fn func(string) bool, credentials bool) 
 // normalized serialized origin or, for "scheme://*.base[:port]", a pattern.
 func parseOrigin(o string) (string, *originPattern, error) {
 	if o == "" {
-		return "", nil, fmt.Errorf("interceptor: empty origin; write an origin such as %q", "https://app.example.com")
+		return "", nil, &ConfigError{Option: OptionAllowedOrigins, Fix: `write an origin such as "https://app.example.com"`, subject: "empty origin"}
 	}
 	if strings.EqualFold(o, "null") {
-		return "", nil, fmt.Errorf("interceptor: origin %q is sent by sandboxed iframes, file: pages and "+
-			"redirects, and anyone can produce it: it can never be trusted; remove it", o)
+		return "", nil, originError(o, "is sent by sandboxed iframes, file: pages and redirects, and anyone can "+
+			"produce it: it can never be trusted", "remove it")
 	}
 	i := strings.Index(o, "://")
 	if i <= 0 {
-		return "", nil, fmt.Errorf("interceptor: origin %q has no scheme; write it as %q", o, "https://"+strings.TrimPrefix(o, "//"))
+		return "", nil, originError(o, "has no scheme", "write it as "+strconv.Quote("https://"+strings.TrimPrefix(o, "//")))
 	}
 	scheme := strings.ToLower(o[:i])
 	if !validScheme(scheme) {
-		return "", nil, fmt.Errorf("interceptor: origin %q has an invalid scheme %q; use https:// or http://", o, o[:i])
+		return "", nil, originError(o, "has an invalid scheme "+strconv.Quote(o[:i]), "use https:// or http://")
 	}
 	rest := o[i+3:]
 	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
 		fix := scheme + "://" + strings.ToLower(rest[:j])
 		if rest[j:] == "/" {
-			return "", nil, fmt.Errorf("interceptor: origin %q ends with a slash, which browsers never send; use %q", o, fix)
+			return "", nil, originError(o, "ends with a slash, which browsers never send", "use "+strconv.Quote(fix))
 		}
-		return "", nil, fmt.Errorf("interceptor: origin %q has a path, query or fragment; an origin is scheme://host[:port] only: use %q", o, fix)
+		return "", nil, originError(o, "has a path, query or fragment", "an origin is scheme://host[:port] only: use "+strconv.Quote(fix))
 	}
 	if strings.ContainsAny(rest, "@ \t\\") {
-		return "", nil, fmt.Errorf("interceptor: origin %q has user info or spaces; an origin is scheme://host[:port] only", o)
+		return "", nil, originError(o, "has user info or spaces", "an origin is scheme://host[:port] only")
 	}
 	host, port, err := splitHostPort(o, rest)
 	if err != nil {
@@ -302,7 +302,7 @@ func parseOrigin(o string) (string, *originPattern, error) {
 	if host[0] == '[' {
 		addr, err := netip.ParseAddr(host[1 : len(host)-1])
 		if err != nil || !addr.Is6() || addr.Zone() != "" {
-			return "", nil, fmt.Errorf("interceptor: origin %q has an invalid IPv6 address; write it as %q", o, "https://[::1]:8080")
+			return "", nil, originError(o, "has an invalid IPv6 address", `write it as "https://[::1]:8080"`)
 		}
 		hostPort = "[" + addr.String() + "]"
 		if port != "" {
@@ -318,16 +318,16 @@ func splitHostPort(o, rest string) (host, port string, err error) {
 	if strings.HasPrefix(rest, "[") {
 		end := strings.IndexByte(rest, ']')
 		if end < 0 {
-			return "", "", fmt.Errorf("interceptor: origin %q has an unclosed IPv6 bracket", o)
+			return "", "", originError(o, "has an unclosed IPv6 bracket", "write scheme://[addr]:port")
 		}
 		host, rest = rest[:end+1], rest[end+1:]
 		if rest != "" {
 			if rest[0] != ':' {
-				return "", "", fmt.Errorf("interceptor: origin %q has text after the IPv6 address; write scheme://[addr]:port", o)
+				return "", "", originError(o, "has text after the IPv6 address", "write scheme://[addr]:port")
 			}
 			port = rest[1:]
 			if port == "" {
-				return "", "", fmt.Errorf("interceptor: origin %q has an empty port; drop the colon", o)
+				return "", "", originError(o, "has an empty port", "drop the colon")
 			}
 		}
 		return host, port, nil
@@ -336,11 +336,11 @@ func splitHostPort(o, rest string) (host, port string, err error) {
 	if c := strings.LastIndexByte(rest, ':'); c >= 0 {
 		host, port = rest[:c], rest[c+1:]
 		if port == "" {
-			return "", "", fmt.Errorf("interceptor: origin %q has an empty port; drop the colon", o)
+			return "", "", originError(o, "has an empty port", "drop the colon")
 		}
 	}
 	if host == "" {
-		return "", "", fmt.Errorf("interceptor: origin %q has no host; write it as %q", o, "https://app.example.com")
+		return "", "", originError(o, "has no host", `write it as "https://app.example.com"`)
 	}
 	return strings.ToLower(host), port, nil
 }
@@ -353,7 +353,7 @@ func normalizePort(o, scheme, port string) (string, error) {
 	}
 	n, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || n == 0 || port[0] == '0' {
-		return "", fmt.Errorf("interceptor: origin %q has an invalid port %q; use a number from 1 to 65535", o, port)
+		return "", originError(o, "has an invalid port "+strconv.Quote(port), "use a number from 1 to 65535")
 	}
 	if (scheme == "https" && n == 443) || (scheme == "http" && n == 80) {
 		return "", nil
@@ -365,23 +365,23 @@ func normalizePort(o, scheme, port string) (string, error) {
 func validHostname(o, host string) error {
 	for i := 0; i < len(host); i++ {
 		if host[i] >= 0x80 {
-			return fmt.Errorf("interceptor: origin %q has a non-ASCII host; browsers send the punycode form (xn--...): use that", o)
+			return originError(o, "has a non-ASCII host", "browsers send the punycode form (xn--...): use that")
 		}
 	}
 	if strings.HasSuffix(host, ".") {
-		return fmt.Errorf("interceptor: origin %q has a trailing dot in the host; remove it", o)
+		return originError(o, "has a trailing dot in the host", "remove it")
 	}
 	if len(host) > 253 {
-		return fmt.Errorf("interceptor: origin %q has a host longer than 253 bytes", o)
+		return originError(o, "has a host longer than 253 bytes", "")
 	}
 	for _, label := range strings.Split(host, ".") {
 		if label == "" || len(label) > 63 {
-			return fmt.Errorf("interceptor: origin %q has an empty or too long label in host %q", o, host)
+			return originError(o, "has an empty or too long label in host "+strconv.Quote(host), "")
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return fmt.Errorf("interceptor: origin %q has the invalid character %q in its host", o, string(c))
+				return originError(o, "has the invalid character "+strconv.Quote(string(c))+" in its host", "")
 			}
 		}
 	}
@@ -394,26 +394,26 @@ func validHostname(o, host string) error {
 // "github.io"), so the pattern can never match a host of somebody else.
 func parsePattern(o, scheme, host, port string) (*originPattern, error) {
 	if scheme != "https" && scheme != "http" {
-		return nil, fmt.Errorf("interceptor: origin pattern %q must use https:// or http://", o)
+		return nil, patternError(o, "must use https:// or http://", "")
 	}
 	if !strings.HasPrefix(host, "*.") || strings.Contains(host[2:], "*") {
-		return nil, fmt.Errorf("interceptor: origin pattern %q could match hosts of somebody else: a \"*\" may "+
-			"only stand for whole leftmost labels, as in %q", o, scheme+"://*.example.com")
+		return nil, patternError(o, "could match hosts of somebody else: a \"*\" may only stand for whole leftmost "+
+			"labels, as in "+strconv.Quote(scheme+"://*.example.com"), "")
 	}
 	base := host[2:]
 	if err := validHostname(o, base); err != nil {
 		return nil, err
 	}
 	if _, err := netip.ParseAddr(base); err == nil {
-		return nil, fmt.Errorf("interceptor: origin pattern %q puts a wildcard in front of an IP address; list the origin exactly", o)
+		return nil, patternError(o, "puts a wildcard in front of an IP address", "list the origin exactly")
 	}
 	if !strings.Contains(base, ".") {
-		return nil, fmt.Errorf("interceptor: origin pattern %q matches every host under the top-level name %q, "+
-			"hosts of somebody else; name your own domain, as in %q", o, base, scheme+"://*.example.com")
+		return nil, patternError(o, "matches every host under the top-level name "+strconv.Quote(base)+", hosts of somebody else",
+			"name your own domain, as in "+strconv.Quote(scheme+"://*.example.com"))
 	}
 	if ps, _ := publicsuffix.PublicSuffix(base); ps == base {
-		return nil, fmt.Errorf("interceptor: origin pattern %q matches every site under the public suffix %q, "+
-			"hosts of somebody else; name your own domain below it", o, base)
+		return nil, patternError(o, "matches every site under the public suffix "+strconv.Quote(base)+", hosts of somebody else",
+			"name your own domain below it")
 	}
 	suffix := "." + base
 	if port != "" {

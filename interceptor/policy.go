@@ -2,7 +2,6 @@ package interceptor
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -55,8 +54,8 @@ const (
 	headerStart = "Access-Control-"
 )
 
-// New validates the options and returns a policy. It refuses, with an error
-// quoting the value and saying the fix: "*" with credentials, "null", an
+// New validates the options and returns a policy. It refuses, with a
+// [*ConfigError] quoting the value and saying the fix: "*" with credentials, "null", an
 // origin without scheme or with a path or trailing slash, a pattern that
 // could match hosts of somebody else, an empty or malformed header name, and
 // a max-age that is negative or above [MaxMaxAge]. Defaults: no origin
@@ -84,14 +83,10 @@ func New(opts ...Option) (*Policy, error) {
 		logger:         c.logger,
 		observer:       c.observer,
 	}
-	switch {
-	case c.maxAge < 0:
-		return nil, fmt.Errorf("interceptor: max-age %q is negative; use 0 to omit the header or a duration up to %s", c.maxAge, MaxMaxAge)
-	case c.maxAge > MaxMaxAge:
-		return nil, fmt.Errorf("interceptor: max-age %q is above %s, the most any browser honours (Chromium stops at %s); use at most %s", c.maxAge, MaxMaxAge, DefaultMaxAge, MaxMaxAge)
-	case c.maxAge > 0 && c.maxAge < time.Second:
-		return nil, fmt.Errorf("interceptor: max-age %q is below one second, the header's unit; use 0 to omit it or at least 1s", c.maxAge)
-	case c.maxAge > 0:
+	if err := CheckMaxAge(c.maxAge); err != nil {
+		return nil, err
+	}
+	if c.maxAge > 0 {
 		p.maxAge = []string{strconv.FormatInt(int64(c.maxAge/time.Second), 10)}
 	}
 	for _, h := range c.allowedHeaders {
@@ -99,16 +94,16 @@ func New(opts ...Option) (*Policy, error) {
 			p.anyHeader = true
 			continue
 		}
-		if err := validateHeaderName("allowed header", h); err != nil {
+		if err := checkOptionHeader(OptionAllowedHeaders, h); err != nil {
 			return nil, err
 		}
 	}
 	for _, h := range c.exposedHeaders {
 		if h == "*" && c.credentials {
-			return nil, fmt.Errorf("interceptor: exposed header %q together with credentials: browsers read it as a "+
-				"header named \"*\"; list the header names instead", h)
+			return nil, &ConfigError{Option: OptionExposedHeaders, Value: h, With: OptionCredentials,
+				Reason: `browsers read it as a header named "*"`, Fix: "list the header names instead"}
 		}
-		if err := validateHeaderName("exposed header", h); err != nil {
+		if err := checkOptionHeader(OptionExposedHeaders, h); err != nil {
 			return nil, err
 		}
 	}

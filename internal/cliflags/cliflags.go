@@ -28,6 +28,11 @@
 // Access-Control-Max-Age (browsers then cache for 5 s); the interceptor
 // refuses more than 24h. Browsers cap it anyway (Chromium at 2h, Firefox at
 // 24h).
+//
+// A value the interceptor refuses comes back as its
+// [interceptor.ConfigError] said in flag terms ([FlagError]) or, for
+// internal/config, in config-key terms ([KeyTerms]), both through
+// [OptionNames], the one table of option, flag and key names.
 package cliflags
 
 import (
@@ -35,7 +40,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,15 +135,13 @@ func (c *CORS) Options() []interceptor.Option {
 
 // Policy builds the interceptor policy for c's values, logging to log, with
 // extra options applied last. Since every value comes from the command line
-// or a config file, a refused value is returned as a [UsageError].
+// or a config file, a refused value is returned as a [UsageError] naming
+// the flag (see [FlagError]).
 func (c *CORS) Policy(log *slog.Logger, extra ...interceptor.Option) (*interceptor.Policy, error) {
-	if err := c.check(); err != nil {
-		return nil, err
-	}
 	opts := append(c.Options(), interceptor.WithLogger(log))
 	p, err := interceptor.New(append(opts, extra...)...)
 	if err != nil {
-		return nil, &UsageError{Err: err}
+		return nil, FlagError(err)
 	}
 	return p, nil
 }
@@ -201,7 +203,8 @@ func (v *maxAgeValue) Type() string   { return "duration" }
 
 // ParseMaxAge parses a --max-age value: a Go duration ("2h", "90m", "0s") or a
 // whole number of seconds ("7200"). Negative values and fractions of a second
-// are refused.
+// are refused, by [CheckMaxAge]; values above the interceptor's maximum parse
+// and are refused by [CORS.Policy], with the rest of the configuration.
 func ParseMaxAge(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	var d time.Duration
@@ -216,11 +219,8 @@ func ParseMaxAge(s string) (time.Duration, error) {
 			return 0, fmt.Errorf("max-age %q is neither a duration (\"2h\", \"90m\") nor whole seconds (\"7200\")", s)
 		}
 	}
-	if d < 0 {
-		return 0, fmt.Errorf("max-age %q is negative", s)
-	}
-	if d%time.Second != 0 {
-		return 0, fmt.Errorf("max-age %q is not whole seconds: Access-Control-Max-Age counts seconds", s)
+	if d < 0 || d%time.Second != 0 {
+		return 0, CheckMaxAge(d)
 	}
 	return d, nil
 }
@@ -259,42 +259,4 @@ func (e *UsageError) Unwrap() error { return e.Err }
 func IsUsage(err error) bool {
 	var u *UsageError
 	return errors.As(err, &u)
-}
-
-// check refuses, naming the flag, the values [interceptor.New] would refuse,
-// so that a command-line user reads which flag to change rather than which Go
-// option.
-func (c *CORS) check() error {
-	lists := []struct {
-		flag   string
-		values []string
-		option func(...string) interceptor.Option
-	}{
-		{flag: FlagAllowOrigin, values: c.AllowOrigins, option: interceptor.WithAllowedOrigins},
-		{flag: FlagAllowHeader, values: c.AllowHeaders, option: interceptor.WithAllowedHeaders},
-		{flag: FlagExposeHeader, values: c.ExposeHeaders, option: interceptor.WithExposedHeaders},
-	}
-	for _, l := range lists {
-		for _, v := range l.values {
-			if _, err := interceptor.New(l.option(v)); err != nil {
-				return Usagef("--%s %q: %s", l.flag, v, flagHint(err))
-			}
-		}
-	}
-	if c.AllowCredentials && slices.Contains(c.AllowOrigins, "*") {
-		return Usagef("--%s \"*\" with --%s: browsers refuse a wildcard origin with credentials; list the origins instead", FlagAllowOrigin, FlagAllowCredentials)
-	}
-	if c.AllowCredentials && slices.Contains(c.ExposeHeaders, "*") {
-		return Usagef("--%s \"*\" with --%s: browsers ignore the wildcard with credentials; list the headers instead", FlagExposeHeader, FlagAllowCredentials)
-	}
-	if len(c.AllowOrigins) > 1 && slices.Contains(c.AllowOrigins, "*") {
-		return Usagef("--%s \"*\" allows every origin: give it alone, without other origins", FlagAllowOrigin)
-	}
-	return nil
-}
-
-// flagHint drops the package prefix of an interceptor error, which speaks of
-// Go options, keeping its reason.
-func flagHint(err error) string {
-	return strings.TrimPrefix(err.Error(), "interceptor: ")
 }

@@ -42,8 +42,9 @@ const MaxFileSize = 16 << 20
 
 // Limits of the values [Load] accepts.
 const (
-	// MaxMaxAge is the largest max-age: 24h, Firefox's cap (Chromium caps at 2h).
-	MaxMaxAge = 24 * time.Hour
+	// MaxMaxAge is the largest max-age: [interceptor.MaxMaxAge], 24h,
+	// Firefox's cap (Chromium caps at 2h).
+	MaxMaxAge = interceptor.MaxMaxAge
 	// MaxMessageSize is the largest max-message-size: 1 GiB.
 	MaxMessageSize = 1 << 30
 	// MaxShutdownGrace is the largest shutdown-grace: 1h.

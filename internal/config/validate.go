@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/cliflags"
 )
 
 // validate checks each value the file set, then the CORS settings together.
@@ -30,7 +31,7 @@ func (f *File) validate() error {
 		{key: "allow-origin", check: func() error { return checkOrigins(f.AllowOrigin) }},
 		{key: "allow-header", check: func() error { return checkHeaderNames(f.AllowHeader, interceptor.WithAllowedHeaders) }},
 		{key: "expose-header", check: func() error { return checkHeaderNames(f.ExposeHeader, interceptor.WithExposedHeaders) }},
-		{key: "max-age", check: func() error { return checkMaxAge(time.Duration(f.MaxAge)) }},
+		{key: "max-age", check: func() error { return cliflags.CheckMaxAge(time.Duration(f.MaxAge)) }},
 		{key: "max-message-size", check: func() error { return checkMessageSize(f.MaxMessageSize) }},
 		{key: "shutdown-grace", check: func() error { return checkGrace(time.Duration(f.ShutdownGrace)) }},
 		{key: "log-level", check: func() error { return checkLevel(f.LogLevel) }},
@@ -51,40 +52,38 @@ func (f *File) validate() error {
 		}
 		return keyErrorf(missing, "missing: tls-cert and tls-key go together")
 	}
-	if f.AllowCredentials {
-		if slices.Contains(f.AllowOrigin, "*") {
-			return keyErrorf("allow-credentials", `true together with "*" in allow-origin: browsers refuse a wildcard `+
-				"origin when credentials are allowed; list the origins in allow-origin, or drop allow-credentials")
-		}
-		if slices.Contains(f.ExposeHeader, "*") {
-			return keyErrorf("allow-credentials", `true together with "*" in expose-header: with credentials browsers `+
-				`read it as a header named "*"; list the header names in expose-header, or drop allow-credentials`)
-		}
-	}
-	// Each key was checked on its own above; what is left is a combination.
+	// Each key was checked on its own above; what is left is a combination,
+	// such as the "*" origin with credentials.
 	if _, err := interceptor.New(f.corsOptions()...); err != nil {
-		return fmt.Errorf("CORS settings refused (allow-origin, allow-header, expose-header, allow-credentials, "+
-			"max-age, private-network): %s", policyMessage(err))
+		return policyError(err)
 	}
 	return nil
 }
 
-// optionNames turns the interceptor's Go option names into config keys.
-var optionNames = strings.NewReplacer(
-	"interceptor: ", "",
-	"WithCredentials(true)", "allow-credentials: true",
-	"WithAllowedOrigins", "allow-origin",
-	"WithOriginFunc", "allow-origin",
-	"WithAllowedHeaders", "allow-header",
-	"WithExposedHeaders", "expose-header",
-	"WithMaxAge", "max-age",
-	"WithPrivateNetwork", "private-network",
-	"WithStrict", "strict",
-)
+// policyError is a refusal of interceptor.New in the words of the file: a
+// *KeyError naming the key at fault (see cliflags.KeyTerms).
+func policyError(err error) error {
+	var ce *interceptor.ConfigError
+	if !errors.As(err, &ce) {
+		return errors.New(oneLine(err.Error()))
+	}
+	key, kerr := cliflags.KeyTerms(ce)
+	return &KeyError{Key: key, Err: kerr}
+}
 
-// policyMessage is a refusal of interceptor.New in the words of the file.
-func policyMessage(err error) string {
-	return optionNames.Replace(oneLine(err.Error()))
+// checkPolicy runs interceptor.New with the options of one key and returns
+// its refusal in the words of the file, without the key (the caller adds it).
+func checkPolicy(opts ...interceptor.Option) error {
+	_, err := interceptor.New(opts...)
+	if err == nil {
+		return nil
+	}
+	var ce *interceptor.ConfigError
+	if !errors.As(err, &ce) {
+		return errors.New(oneLine(err.Error()))
+	}
+	_, kerr := cliflags.KeyTerms(ce)
+	return kerr
 }
 
 // corsOptions returns the interceptor options for the CORS keys the file set.
@@ -190,14 +189,11 @@ func checkServerName(name string) error {
 // checkOrigins validates each origin, then the list ("*" with others).
 func checkOrigins(origins []string) error {
 	for _, o := range origins {
-		if _, err := interceptor.New(interceptor.WithAllowedOrigins(o)); err != nil {
-			return errors.New(policyMessage(err))
+		if err := checkPolicy(interceptor.WithAllowedOrigins(o)); err != nil {
+			return err
 		}
 	}
-	if _, err := interceptor.New(interceptor.WithAllowedOrigins(origins...)); err != nil {
-		return errors.New(policyMessage(err))
-	}
-	return nil
+	return checkPolicy(interceptor.WithAllowedOrigins(origins...))
 }
 
 // checkHeaderNames validates each name as a token, then as the interceptor
@@ -207,8 +203,8 @@ func checkHeaderNames(names []string, option func(...string) interceptor.Option)
 		if !isToken(n) {
 			return fmt.Errorf("%q is not a header name", n)
 		}
-		if _, err := interceptor.New(option(n)); err != nil {
-			return errors.New(policyMessage(err))
+		if err := checkPolicy(option(n)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -229,19 +225,6 @@ func isToken(s string) bool {
 		}
 	}
 	return true
-}
-
-func checkMaxAge(d time.Duration) error {
-	switch {
-	case d < 0:
-		return fmt.Errorf("%v is negative", d)
-	case d%time.Second != 0:
-		return fmt.Errorf("%v is not whole seconds: Access-Control-Max-Age counts seconds", d)
-	case d > MaxMaxAge:
-		return fmt.Errorf("%d seconds is more than %d (24h); browsers cap it at 2h (Chromium) or 24h (Firefox)",
-			d/time.Second, MaxMaxAge/time.Second)
-	}
-	return nil
 }
 
 func checkMessageSize(n int) error {

@@ -1,6 +1,6 @@
-package gateway
+package h2client
 
-// The read loop of an h2Conn: the backend's frames, dispatched to streams.
+// The read loop of a clientConn: the backend's frames, dispatched to streams.
 
 import (
 	"errors"
@@ -14,12 +14,13 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-func (cc *h2Conn) readLoop() {
+// readLoop reads the backend's frames until the connection ends.
+func (cc *clientConn) readLoop() {
 	err := cc.readFrames()
 	cc.close(fmt.Errorf("backend connection lost: %v", err)) // %v: a lost connection is no end of body
 }
 
-func (cc *h2Conn) readFrames() error {
+func (cc *clientConn) readFrames() error {
 	for {
 		f, err := cc.rfr.ReadFrame()
 		if err != nil {
@@ -42,7 +43,7 @@ func (cc *h2Conn) readFrames() error {
 			if cs := cc.stream(f.StreamID); cs != nil {
 				var serr error = fmt.Errorf("backend reset the stream: %v", f.ErrCode)
 				if f.ErrCode == http2.ErrCodeRefusedStream {
-					serr = &h2Refused{reason: "REFUSED_STREAM"}
+					serr = &refusedError{reason: "REFUSED_STREAM"}
 				}
 				cs.abort(serr, false)
 			}
@@ -66,13 +67,13 @@ func (cc *h2Conn) readFrames() error {
 	}
 }
 
-func (cc *h2Conn) stream(id uint32) *h2Stream {
+func (cc *clientConn) stream(id uint32) *clientStream {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	return cc.streams[id]
 }
 
-func (cc *h2Conn) onSettings(f *http2.SettingsFrame) error {
+func (cc *clientConn) onSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
 	}
@@ -107,7 +108,7 @@ func (cc *h2Conn) onSettings(f *http2.SettingsFrame) error {
 	default:
 		first = true
 		if !maxSeen {
-			cc.maxStreams = h2DefaultMaxStreams
+			cc.maxStreams = defaultMaxStreams
 		}
 	}
 	cc.cond.Broadcast()
@@ -126,7 +127,7 @@ func (cc *h2Conn) onSettings(f *http2.SettingsFrame) error {
 	})
 }
 
-func (cc *h2Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if f.StreamID == 0 {
@@ -141,11 +142,11 @@ func (cc *h2Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	return nil
 }
 
-func (cc *h2Conn) onGoAway(f *http2.GoAwayFrame) {
+func (cc *clientConn) onGoAway(f *http2.GoAwayFrame) {
 	cc.mu.Lock()
 	cc.goAway = true
 	cc.lastStreamID = f.LastStreamID
-	var refused []*h2Stream
+	var refused []*clientStream
 	for id, cs := range cc.streams {
 		if id > f.LastStreamID {
 			refused = append(refused, cs)
@@ -155,14 +156,14 @@ func (cc *h2Conn) onGoAway(f *http2.GoAwayFrame) {
 	cc.mu.Unlock()
 	cc.t.forget(cc)
 	for _, cs := range refused {
-		cs.abort(&h2Refused{reason: "GOAWAY"}, false)
+		cs.abort(&refusedError{reason: "GOAWAY"}, false)
 	}
 	if idle {
 		cc.close(errors.New("backend sent GOAWAY"))
 	}
 }
 
-func (cc *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
+func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	cs := cc.stream(f.StreamID)
 	if cs == nil {
 		if f.StreamID >= cc.peekNextID() {
@@ -203,7 +204,7 @@ func (cc *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 			Proto:         "HTTP/2.0",
 			ProtoMajor:    2,
 			Header:        hdr,
-			Body:          (*h2Body)(cs),
+			Body:          (*respBody)(cs),
 			ContentLength: -1,
 			Request:       cs.req,
 		}
@@ -239,7 +240,7 @@ func (cc *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	return nil
 }
 
-func (cc *h2Conn) peekNextID() uint32 {
+func (cc *clientConn) peekNextID() uint32 {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	return cc.nextID
@@ -251,7 +252,7 @@ func addField(h http.Header, hf hpack.HeaderField) {
 	h[k] = append(h[k], hf.Value)
 }
 
-func (cc *h2Conn) onData(f *http2.DataFrame) error {
+func (cc *clientConn) onData(f *http2.DataFrame) error {
 	n := int(f.Length)
 	cs := cc.stream(f.StreamID)
 	if cs == nil {
@@ -291,7 +292,7 @@ func (cc *h2Conn) onData(f *http2.DataFrame) error {
 		}
 	}
 	dropped := cs.readErr != nil && cs.readErr != io.EOF
-	if cs.whole && (cs.recvEnd || len(cs.buf) >= h2HandOver) {
+	if cs.whole && (cs.recvEnd || len(cs.buf) >= cc.t.handOver) {
 		cs.handOverLocked()
 	}
 	cs.readCond.Broadcast()
@@ -309,11 +310,11 @@ func (cc *h2Conn) onData(f *http2.DataFrame) error {
 }
 
 // returnConn returns n bytes of connection window, in batches.
-func (cc *h2Conn) returnConn(n int) {
+func (cc *clientConn) returnConn(n int) {
 	cc.mu.Lock()
 	cc.connUnacked += n
 	send := 0
-	if cc.connUnacked >= h2ConnWindow/4 {
+	if cc.connUnacked >= cc.t.connWindow/4 {
 		send, cc.connUnacked = cc.connUnacked, 0
 	}
 	cc.mu.Unlock()

@@ -1,4 +1,4 @@
-package gateway
+package h2client
 
 import (
 	"bytes"
@@ -26,8 +26,19 @@ import (
 	"github.com/corsgate/corsgate/internal/greetsvc"
 )
 
-// The tests of h2Transport call a real grpc-go backend on loopback through
+// The tests of Transport call a real grpc-go backend on loopback through
 // the transport alone, without the gateway's protocol code.
+
+// newTestTransport returns a transport for cfg, closed at the test's end.
+func newTestTransport(tb testing.TB, cfg Config) *Transport {
+	tb.Helper()
+	tr, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(tr.Close)
+	return tr
+}
 
 func h2Backend(tb testing.TB, opts ...grpc.ServerOption) string {
 	tb.Helper()
@@ -105,15 +116,14 @@ func greeting(tb testing.TB, b []byte) string {
 func TestH2LargeMessages(t *testing.T) {
 	t.Parallel()
 	addr := h2Backend(t)
-	tr := newH2Transport(false, nil, addr)
-	t.Cleanup(tr.Close)
+	tr := newTestTransport(t, Config{Authority: addr})
 	name := strings.Repeat("w", 3<<20)
 	frame := h2Frame(t, &greetv1.GreetRequest{Name: name})
 	tests := []struct {
 		name string
 		body func() io.ReadCloser
 	}{
-		{name: "held whole", body: func() io.ReadCloser { return bytesBody{bytes.NewReader(frame), frame} }},
+		{name: "held whole", body: func() io.ReadCloser { return NewBytesBody(frame) }},
 		{name: "streamed", body: func() io.ReadCloser {
 			pr, pw := io.Pipe()
 			go func() {
@@ -137,7 +147,7 @@ func TestH2LargeMessages(t *testing.T) {
 			t.Run(tt.name+"/whole="+strconv.FormatBool(whole), func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
-				resp, err := tr.roundTrip(ctx, h2Request(ctx, addr, "Greet", tt.body()), whole)
+				resp, err := tr.Call(ctx, h2Request(ctx, addr, "Greet", tt.body()), whole)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -159,8 +169,7 @@ func TestH2LargeMessages(t *testing.T) {
 func TestH2StreamLimit(t *testing.T) {
 	t.Parallel()
 	addr := h2Backend(t, grpc.MaxConcurrentStreams(1))
-	tr := newH2Transport(false, nil, addr)
-	t.Cleanup(tr.Close)
+	tr := newTestTransport(t, Config{Authority: addr})
 	frame := h2Frame(t, &greetv1.GreetStreamRequest{Name: "x", Count: 3, IntervalMs: 20})
 	var wg sync.WaitGroup
 	var failed atomic.Int32
@@ -168,7 +177,7 @@ func TestH2StreamLimit(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			resp, err := tr.RoundTrip(h2Request(ctx, addr, "GreetStream", bytesBody{bytes.NewReader(frame), frame}))
+			resp, err := tr.RoundTrip(h2Request(ctx, addr, "GreetStream", NewBytesBody(frame)))
 			if err != nil {
 				t.Error(err)
 				failed.Add(1)
@@ -193,17 +202,14 @@ func TestH2StreamLimit(t *testing.T) {
 // stops forwarding, nothing is closed): the transport must ping, give up,
 // and fail the call in flight instead of waiting forever.
 func TestH2PingClosesSilentConnection(t *testing.T) {
-	after, timeout := h2PingAfter, h2PingTimeout
-	h2PingAfter, h2PingTimeout = 300*time.Millisecond, 600*time.Millisecond
-	t.Cleanup(func() { h2PingAfter, h2PingTimeout = after, timeout })
+	t.Parallel()
 	backend := h2Backend(t)
 	proxy := newFreezingProxy(t, backend)
-	tr := newH2Transport(false, nil, proxy.addr)
-	t.Cleanup(tr.Close)
+	tr := newTestTransport(t, Config{Authority: proxy.addr, PingAfter: 300 * time.Millisecond, PingTimeout: 600 * time.Millisecond})
 	frame := h2Frame(t, &greetv1.GreetStreamRequest{Name: "x", Count: 100, IntervalMs: 10000})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := tr.RoundTrip(h2Request(ctx, proxy.addr, "GreetStream", bytesBody{bytes.NewReader(frame), frame}))
+	resp, err := tr.RoundTrip(h2Request(ctx, proxy.addr, "GreetStream", NewBytesBody(frame)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,8 +330,7 @@ func (b *lockedBody) free() { b.once.Do(func() { close(b.release) }) }
 func TestH2EarlyAnswerDoesNotStallConnection(t *testing.T) {
 	t.Parallel()
 	addr := h2Backend(t)
-	tr := newH2Transport(false, nil, addr)
-	t.Cleanup(tr.Close)
+	tr := newTestTransport(t, Config{Authority: addr})
 	body := &lockedBody{release: make(chan struct{})}
 	defer body.free()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -352,7 +357,7 @@ func TestH2EarlyAnswerDoesNotStallConnection(t *testing.T) {
 	frame := h2Frame(t, &greetv1.GreetRequest{Name: "other"})
 	uctx, ucancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer ucancel()
-	resp, err := tr.RoundTrip(h2Request(uctx, addr, "Greet", bytesBody{bytes.NewReader(frame), frame}))
+	resp, err := tr.RoundTrip(h2Request(uctx, addr, "Greet", NewBytesBody(frame)))
 	if err != nil {
 		t.Fatalf("a call beside the stalled body: %v", err)
 	}
@@ -390,8 +395,10 @@ func h2ResponseSeed(tb testing.TB, endHeaders bool) []byte {
 // read to its end and the trailers, or the call's error.
 func h2FakeBackendCall(tb testing.TB, data []byte, whole bool, settings ...http2.Setting) (body []byte, trailer http.Header, err error) {
 	client, server := net.Pipe()
-	tr := &h2Transport{authority: "backend", scheme: "http"}
-	tr.dial = func(context.Context) (net.Conn, error) { return client, nil }
+	tr, err := New(Config{Authority: "backend:80", DialContext: func(context.Context, string, string) (net.Conn, error) { return client, nil }})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	served, quit := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(served)
@@ -434,7 +441,7 @@ func h2FakeBackendCall(tb testing.TB, data []byte, whole bool, settings ...http2
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	frame := h2Frame(tb, &greetv1.GreetRequest{Name: "fuzz"})
-	resp, err := tr.roundTrip(ctx, h2Request(ctx, "backend", "Greet", bytesBody{bytes.NewReader(frame), frame}), whole)
+	resp, err := tr.Call(ctx, h2Request(ctx, "backend", "Greet", NewBytesBody(frame)), whole)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,7 +1,7 @@
-package gateway
+package h2client
 
-// The write side and the life of one backend connection of h2Transport;
-// the read side is in h2read.go, the calls on it in h2stream.go.
+// The write side and the life of one backend connection of Transport;
+// the read side is in read.go, the calls on it in stream.go.
 
 import (
 	"bufio"
@@ -19,9 +19,9 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// h2Conn is one HTTP/2 connection to the backend.
-type h2Conn struct {
-	t  *h2Transport
+// clientConn is one HTTP/2 connection to the backend.
+type clientConn struct {
+	t  *Transport
 	nc net.Conn
 
 	// The write side: frames go to bw under wmu; see writeFrames.
@@ -38,7 +38,7 @@ type h2Conn struct {
 
 	mu           sync.Mutex
 	cond         sync.Cond // send windows, stream aborts, close
-	streams      map[uint32]*h2Stream
+	streams      map[uint32]*clientStream
 	nextID       uint32
 	active       int    // streams reserved or open
 	maxStreams   int    // the backend's limit
@@ -54,16 +54,14 @@ type h2Conn struct {
 	settingsSeen chan struct{} // closed at the backend's first SETTINGS
 }
 
-const h2ConnWindow = backendConnWindow
-
-func newH2Conn(t *h2Transport, nc net.Conn) (*h2Conn, error) {
-	cc := &h2Conn{
+func newClientConn(t *Transport, nc net.Conn) (*clientConn, error) {
+	cc := &clientConn{
 		t:            t,
 		nc:           nc,
 		bw:           bufio.NewWriterSize(nc, 32<<10),
-		streams:      make(map[uint32]*h2Stream),
+		streams:      make(map[uint32]*clientStream),
 		nextID:       1,
-		maxStreams:   h2InitialMaxStreams,
+		maxStreams:   initialMaxStreams,
 		sendWindow:   65535,
 		initWindow:   65535,
 		maxFrame:     16384,
@@ -75,22 +73,22 @@ func newH2Conn(t *h2Transport, nc net.Conn) (*h2Conn, error) {
 	cc.henc = hpack.NewEncoder(&cc.hbuf)
 	cc.rfr = http2.NewFramer(nil, bufio.NewReaderSize(nc, 32<<10))
 	cc.rfr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	cc.rfr.MaxHeaderListSize = h2MaxHeaderList
+	cc.rfr.MaxHeaderListSize = maxHeaderList
 	cc.rfr.SetMaxReadFrameSize(16384)
 	cc.rfr.SetReuseFrames() // readFrames copies what it keeps
 	cc.lastRead.Store(time.Now().UnixNano())
 
-	_ = nc.SetWriteDeadline(time.Now().Add(h2DialTimeout))
+	_ = nc.SetWriteDeadline(time.Now().Add(dialTimeout))
 	_, err := cc.bw.WriteString(http2.ClientPreface)
 	if err == nil {
 		err = cc.wfr.WriteSettings(
 			http2.Setting{ID: http2.SettingEnablePush, Val: 0},
-			http2.Setting{ID: http2.SettingInitialWindowSize, Val: backendStreamWindow},
-			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: h2MaxHeaderList},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(t.streamWindow)},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderList},
 		)
 	}
 	if err == nil {
-		err = cc.wfr.WriteWindowUpdate(0, h2ConnWindow-65535)
+		err = cc.wfr.WriteWindowUpdate(0, uint32(t.connWindow-65535))
 	}
 	if err == nil {
 		err = cc.bw.Flush()
@@ -106,7 +104,7 @@ func newH2Conn(t *h2Transport, nc net.Conn) (*h2Conn, error) {
 }
 
 // reserve takes a stream slot when the connection has one.
-func (cc *h2Conn) reserve() bool {
+func (cc *clientConn) reserve() bool {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if cc.closed || cc.goAway || cc.active >= cc.maxStreams || cc.nextID >= 1<<31-1 {
@@ -117,7 +115,7 @@ func (cc *h2Conn) reserve() bool {
 }
 
 // release gives back a slot reserved for a stream that never opened.
-func (cc *h2Conn) release() {
+func (cc *clientConn) release() {
 	cc.mu.Lock()
 	cc.active--
 	cc.mu.Unlock()
@@ -126,14 +124,14 @@ func (cc *h2Conn) release() {
 // writeFrames runs fn, which writes frames with wfr, under the write lock.
 // The flush is left to the last writer queued: frames of concurrent calls
 // leave in one write.
-func (cc *h2Conn) writeFrames(fn func() error) error {
+func (cc *clientConn) writeFrames(fn func() error) error {
 	cc.waiting.Add(1)
 	cc.wmu.Lock()
 	if cc.werr != nil {
 		// Nothing of this writer's went out: a call may be retried.
 		cc.waiting.Add(-1)
 		cc.wmu.Unlock()
-		return &h2Refused{reason: "connection broken: " + cc.werr.Error()}
+		return &refusedError{reason: "connection broken: " + cc.werr.Error()}
 	}
 	err := fn()
 	if cc.waiting.Add(-1) == 0 && err == nil && cc.werr == nil {
@@ -151,7 +149,7 @@ func (cc *h2Conn) writeFrames(fn func() error) error {
 
 // writeHeaderBlock encodes req's headers and writes them as HEADERS (and
 // CONTINUATION) frames; wmu is held.
-func (cc *h2Conn) writeHeaderBlock(id uint32, req *http.Request, endStream bool) error {
+func (cc *clientConn) writeHeaderBlock(id uint32, req *http.Request, endStream bool) error {
 	cc.hbuf.Reset()
 	host := req.Host
 	if host == "" {
@@ -167,7 +165,7 @@ func (cc *h2Conn) writeHeaderBlock(id uint32, req *http.Request, endStream bool)
 	_ = enc.WriteField(hpack.HeaderField{Name: ":authority", Value: host})
 	_ = enc.WriteField(hpack.HeaderField{Name: ":path", Value: path})
 	for k, vs := range req.Header {
-		name, ok := h2FieldName(k)
+		name, ok := fieldName(k)
 		if !ok {
 			continue
 		}
@@ -201,9 +199,9 @@ func (cc *h2Conn) writeHeaderBlock(id uint32, req *http.Request, endStream bool)
 	return nil
 }
 
-// h2FieldName is the HTTP/2 field name of header k, ok false for the
+// fieldName is the HTTP/2 field name of header k, ok false for the
 // headers HTTP/2 forbids.
-func h2FieldName(k string) (string, bool) {
+func fieldName(k string) (string, bool) {
 	if lower, ok := commonFieldNames[k]; ok {
 		return lower, true
 	}
@@ -227,12 +225,14 @@ var commonFieldNames = func() map[string]string {
 }()
 
 // takesNoStreams reports a backend that allows no stream at all.
-func (cc *h2Conn) takesNoStreams() bool {
+func (cc *clientConn) takesNoStreams() bool {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	return cc.maxStreams == 0
 }
-func (cc *h2Conn) close(err error) {
+
+// close ends the connection and fails every stream on it.
+func (cc *clientConn) close(err error) {
 	cc.mu.Lock()
 	if cc.closed {
 		cc.mu.Unlock()
@@ -240,7 +240,7 @@ func (cc *h2Conn) close(err error) {
 	}
 	cc.closed = true
 	cc.closeErr = err
-	streams := make([]*h2Stream, 0, len(cc.streams))
+	streams := make([]*clientStream, 0, len(cc.streams))
 	for _, cs := range cc.streams {
 		streams = append(streams, cs)
 	}
@@ -252,13 +252,13 @@ func (cc *h2Conn) close(err error) {
 	for _, cs := range streams {
 		serr := err
 		if cs.id > cc.lastStreamIDIfGoAway() {
-			serr = &h2Refused{reason: "connection closed"}
+			serr = &refusedError{reason: "connection closed"}
 		}
 		cs.abort(serr, false)
 	}
 }
 
-func (cc *h2Conn) lastStreamIDIfGoAway() uint32 {
+func (cc *clientConn) lastStreamIDIfGoAway() uint32 {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if cc.goAway {
@@ -267,25 +267,25 @@ func (cc *h2Conn) lastStreamIDIfGoAway() uint32 {
 	return 1<<31 - 1
 }
 
-func (cc *h2Conn) busy() bool {
+func (cc *clientConn) busy() bool {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	return cc.active > 0
 }
 
-func (cc *h2Conn) closeIfIdle() {
+func (cc *clientConn) closeIfIdle() {
 	cc.mu.Lock()
 	idle := cc.active == 0
 	cc.mu.Unlock()
 	if idle {
-		cc.close(errH2Closed)
+		cc.close(errClosed)
 	}
 }
 
 // keepalive pings a connection that read nothing for a while and closes it
 // when the ping goes unanswered.
-func (cc *h2Conn) keepalive() {
-	tick := time.NewTicker(h2PingTimeout / 3)
+func (cc *clientConn) keepalive() {
+	tick := time.NewTicker(cc.t.pingTimeout / 3)
 	defer tick.Stop()
 	var pingSent time.Time
 	for {
@@ -295,10 +295,10 @@ func (cc *h2Conn) keepalive() {
 		case now := <-tick.C:
 			last := time.Unix(0, cc.lastRead.Load())
 			switch {
-			case !pingSent.IsZero() && last.Before(pingSent) && now.Sub(pingSent) > h2PingTimeout:
+			case !pingSent.IsZero() && last.Before(pingSent) && now.Sub(pingSent) > cc.t.pingTimeout:
 				cc.close(errors.New("backend did not answer a ping"))
 				return
-			case now.Sub(last) > h2PingAfter && (pingSent.IsZero() || last.After(pingSent)) && cc.busy():
+			case now.Sub(last) > cc.t.pingAfter && (pingSent.IsZero() || last.After(pingSent)) && cc.busy():
 				// Only a connection carrying calls is pinged: gRPC servers
 				// take pings on an idle connection as abuse.
 				pingSent = now
@@ -307,5 +307,3 @@ func (cc *h2Conn) keepalive() {
 		}
 	}
 }
-
-// readLoop reads the backend's frames until the connection ends.

@@ -1,6 +1,6 @@
-package gateway
+package h2client
 
-// One call of h2Transport on a connection: opening it, its request body
+// One call of Transport on a connection: opening it, its request body
 // within the send windows, and its response body.
 
 import (
@@ -15,8 +15,13 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// bytesBody is a request body held whole, whose bytes a transport may take
-// without reading.
+// NewBytesBody returns a request body that reads data. The transport takes
+// its bytes without reading them: a body held whole goes out with the
+// request's HEADERS in one write when the flow-control windows allow. Its
+// Close does nothing. data must not change until the call ended.
+func NewBytesBody(data []byte) io.ReadCloser { return bytesBody{bytes.NewReader(data), data} }
+
+// bytesBody is a request body held whole.
 type bytesBody struct {
 	*bytes.Reader
 	data []byte
@@ -24,11 +29,17 @@ type bytesBody struct {
 
 func (b bytesBody) Close() error { return nil }
 
+// copyBufPool holds the buffers request bodies are read into.
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func getCopyBuf() *[]byte  { return copyBufPool.Get().(*[]byte) }
+func putCopyBuf(b *[]byte) { copyBufPool.Put(b) }
+
 // roundTrip opens a stream on cc (a slot is reserved) and waits for the
 // response headers.
-func (cc *h2Conn) roundTrip(ctx context.Context, req *http.Request, wholeResp bool) (*http.Response, error) {
-	cs := &h2Stream{cc: cc, req: req, ctx: ctx, respReady: make(chan struct{}), aborted: make(chan struct{}),
-		sendDone: make(chan struct{}), recvWindow: backendStreamWindow, whole: wholeResp}
+func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, wholeResp bool) (*http.Response, error) {
+	cs := &clientStream{cc: cc, req: req, ctx: ctx, respReady: make(chan struct{}), aborted: make(chan struct{}),
+		sendDone: make(chan struct{}), recvWindow: cc.t.streamWindow, whole: wholeResp}
 	cs.readCond.L = &cs.mu
 	var whole []byte
 	hasBody := req.Body != nil && req.Body != http.NoBody
@@ -44,7 +55,7 @@ func (cc *h2Conn) roundTrip(ctx context.Context, req *http.Request, wholeResp bo
 		cc.mu.Lock()
 		switch {
 		case cc.closed || cc.goAway:
-			refusal = &h2Refused{reason: "connection closing"}
+			refusal = &refusedError{reason: "connection closing"}
 		case cs.isAborted():
 			refusal = cs.err
 		}
@@ -124,11 +135,10 @@ func (cc *h2Conn) roundTrip(ctx context.Context, req *http.Request, wholeResp bo
 	}
 }
 
-// close ends the connection and fails every stream on it.
-// h2Stream is one call on a connection. It is forgotten by the connection
+// clientStream is one call on a connection. It is forgotten by the connection
 // (its slot freed) once both sides ended, or when it is aborted.
-type h2Stream struct {
-	cc      *h2Conn
+type clientStream struct {
+	cc      *clientConn
 	req     *http.Request
 	ctx     context.Context
 	id      uint32 // 0 until the HEADERS go out
@@ -162,7 +172,7 @@ type h2Stream struct {
 
 // sendBody writes the request body as DATA frames, within the windows,
 // then ends the stream. whole is the body when held whole.
-func (cs *h2Stream) sendBody(body io.ReadCloser, whole []byte) {
+func (cs *clientStream) sendBody(body io.ReadCloser, whole []byte) {
 	defer cs.senderExit(body)
 	err := cs.copyBody(body, whole)
 	if err != nil {
@@ -177,7 +187,7 @@ func (cs *h2Stream) sendBody(body io.ReadCloser, whole []byte) {
 	}
 }
 
-func (cs *h2Stream) copyBody(body io.Reader, whole []byte) error {
+func (cs *clientStream) copyBody(body io.Reader, whole []byte) error {
 	if whole != nil {
 		return cs.writeData(whole, true)
 	}
@@ -202,7 +212,7 @@ func (cs *h2Stream) copyBody(body io.Reader, whole []byte) error {
 
 // writeData sends p within the send windows, ending the stream with the
 // last frame when end.
-func (cs *h2Stream) writeData(p []byte, end bool) error {
+func (cs *clientStream) writeData(p []byte, end bool) error {
 	cc := cs.cc
 	for {
 		cc.mu.Lock()
@@ -247,7 +257,7 @@ func (cs *h2Stream) writeData(p []byte, end bool) error {
 	}
 }
 
-func (cs *h2Stream) isAborted() bool {
+func (cs *clientStream) isAborted() bool {
 	select {
 	case <-cs.aborted:
 		return true
@@ -261,7 +271,7 @@ func (cs *h2Stream) isAborted() bool {
 // request body can wait for the read under way (an HTTP/1.1 server's does,
 // then reads on to the body's end), and abort may run on the connection's
 // read loop. The sender waits for it before it reports done.
-func (cs *h2Stream) interruptSender() {
+func (cs *clientStream) interruptSender() {
 	cs.senderMu.Lock()
 	defer cs.senderMu.Unlock()
 	if cs.senderGone || cs.closing != nil {
@@ -276,7 +286,7 @@ func (cs *h2Stream) interruptSender() {
 }
 
 // noSender marks a stream whose body needs no sender.
-func (cs *h2Stream) noSender() {
+func (cs *clientStream) noSender() {
 	cs.senderMu.Lock()
 	cs.senderGone = true
 	cs.senderMu.Unlock()
@@ -285,7 +295,7 @@ func (cs *h2Stream) noSender() {
 
 // senderExit ends the sender: the body is closed, and nothing touches it
 // once sendDone is closed.
-func (cs *h2Stream) senderExit(body io.Closer) {
+func (cs *clientStream) senderExit(body io.Closer) {
 	_ = body.Close()
 	cs.senderMu.Lock()
 	cs.senderGone = true
@@ -299,7 +309,7 @@ func (cs *h2Stream) senderExit(body io.Closer) {
 
 // finishRecv runs when the backend ended its side. A request still
 // streaming is cut: the backend answered and reads no more.
-func (cs *h2Stream) finishRecv() {
+func (cs *clientStream) finishRecv() {
 	if !cs.sentEnd.Load() {
 		cs.abort(errStreamAnswered, true)
 		return
@@ -312,7 +322,7 @@ var errStreamAnswered = errors.New("backend answered before the request ended")
 
 // forget removes the stream from the connection, once, and returns the
 // connection window of the bytes read but not yet returned.
-func (cs *h2Stream) forget() {
+func (cs *clientStream) forget() {
 	if cs.forgotten.Swap(true) {
 		return
 	}
@@ -337,7 +347,7 @@ func (cs *h2Stream) forget() {
 
 // abort ends the stream with err; reset sends RST_STREAM(CANCEL) to the
 // backend when the stream is still open there.
-func (cs *h2Stream) abort(err error, reset bool) {
+func (cs *clientStream) abort(err error, reset bool) {
 	first := false
 	cs.abortOnce.Do(func() {
 		first = true
@@ -377,24 +387,22 @@ func (cs *h2Stream) abort(err error, reset bool) {
 	cs.forget()
 }
 
-// h2HandOver is how much of a whole response is buffered before it is
-// handed over anyway: the backend stops at the stream window, so waiting
-// for the end could wait forever.
-const h2HandOver = backendStreamWindow / 4
-
-// handOverLocked hands the response to roundTrip, once; cs.mu is held.
-func (cs *h2Stream) handOverLocked() {
+// handOverLocked hands the response to roundTrip, once; cs.mu is held. A
+// whole response is handed over at its end or once Transport.handOver bytes
+// are buffered: the backend stops at the stream window, so waiting for the
+// end could wait forever.
+func (cs *clientStream) handOverLocked() {
 	if !cs.handed {
 		cs.handed = true
 		close(cs.respReady)
 	}
 }
 
-// h2Body is the response body of a stream.
-type h2Body h2Stream
+// respBody is the response body of a stream.
+type respBody clientStream
 
-func (b *h2Body) Read(p []byte) (int, error) {
-	cs := (*h2Stream)(b)
+func (b *respBody) Read(p []byte) (int, error) {
+	cs := (*clientStream)(b)
 	cs.mu.Lock()
 	for len(cs.buf) == 0 && cs.readErr == nil {
 		cs.readCond.Wait()
@@ -418,7 +426,7 @@ func (b *h2Body) Read(p []byte) (int, error) {
 		connOnly = n // the stream takes no more: return the connection's share now
 	} else {
 		cs.unacked += n
-		if cs.unacked >= backendStreamWindow/2 {
+		if cs.unacked >= cs.cc.t.streamWindow/2 {
 			update, cs.unacked = cs.unacked, 0
 			cs.recvWindow += update
 		}
@@ -437,8 +445,8 @@ func (b *h2Body) Read(p []byte) (int, error) {
 }
 
 // Buffered returns how many bytes Read can return without waiting.
-func (b *h2Body) Buffered() int {
-	cs := (*h2Stream)(b)
+func (b *respBody) Buffered() int {
+	cs := (*clientStream)(b)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return len(cs.buf)
@@ -446,8 +454,8 @@ func (b *h2Body) Buffered() int {
 
 // Close ends the call: a stream still open is reset, and bytes not read
 // are dropped.
-func (b *h2Body) Close() error {
-	cs := (*h2Stream)(b)
+func (b *respBody) Close() error {
+	cs := (*clientStream)(b)
 	cs.mu.Lock()
 	done := cs.recvEnd && cs.sentEnd.Load()
 	dropped := 0
@@ -476,4 +484,4 @@ func (b *h2Body) Close() error {
 	return nil
 }
 
-var errBodyClosed = errors.New("gateway: read on a closed backend response body")
+var errBodyClosed = errors.New("h2client: read on a closed response body")
