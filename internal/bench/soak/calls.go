@@ -23,6 +23,9 @@ type callResult struct {
 	// outcome, when set, is the outcome of a call that judged itself (a
 	// preflight checks its own CORS headers).
 	outcome string
+	// sent is when a probe's request was written, from which the gateway
+	// must keep its deadline; zero when unknown.
+	sent time.Time
 }
 
 // kind is one type of call of the mix: a method in a protocol.

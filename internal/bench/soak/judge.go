@@ -126,6 +126,7 @@ type tally struct {
 	classes    map[string]int      // violation class → occurrences
 	examples   map[string][]string // class → the first few details
 	maxOverrun time.Duration
+	overrunBy  string // the kind of call with maxOverrun
 	// errors holds, per failure outcome, distinct messages and their counts
 	// (at most maxErrorMessages each), for the report.
 	errors map[string]map[string]int
@@ -166,7 +167,9 @@ func (t *tally) call(k string, outcome string, err error, took, overrun time.Dur
 	ks.calls++
 	ks.outcomes[outcome]++
 	ks.maxTook = max(ks.maxTook, took)
-	t.maxOverrun = max(t.maxOverrun, overrun)
+	if overrun > t.maxOverrun {
+		t.maxOverrun, t.overrunBy = overrun, k
+	}
 	if len(classes) > 0 {
 		ks.violations++
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"time"
@@ -145,7 +146,15 @@ func decodeGRPCMessage(s string) string {
 
 // post sends body and reads the whole answer. A transport failure comes
 // back as a non-wire error (Canceled or DeadlineExceeded when ctx ended).
-func post(ctx context.Context, hc *http.Client, url string, header http.Header, body []byte) (*http.Response, []byte, error) {
+// When sent is not nil, it receives the moment the request was written: a
+// new loopback connection may take a second more when its SYN is
+// retransmitted, and the gateway cannot end a call it has not seen.
+func post(ctx context.Context, hc *http.Client, url string, header http.Header, body []byte, sent *time.Time) (*http.Response, []byte, error) {
+	if sent != nil {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { *sent = time.Now() },
+		})
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, nil, err
@@ -198,7 +207,7 @@ func rawGRPCWebText(ctx context.Context, c *clients, origin string, rng *rand.Ra
 		"Origin":       {origin},
 		"Grpc-Timeout": {grpcTimeout(remaining(ctx))},
 	}
-	res, body, err := post(ctx, c.h1, c.base+pathGreet, h, []byte(base64.StdEncoding.EncodeToString(frame(0, msg))))
+	res, body, err := post(ctx, c.h1, c.base+pathGreet, h, []byte(base64.StdEncoding.EncodeToString(frame(0, msg))), nil)
 	if err != nil {
 		return callResult{err: err}
 	}
@@ -321,7 +330,7 @@ func rawConnectJSON(ctx context.Context, c *clients, origin string, rng *rand.Ra
 		"Connect-Timeout-Ms":       {strconv.FormatInt(remaining(ctx).Milliseconds(), 10)},
 		"Origin":                   {origin},
 	}
-	res, b, err := post(ctx, c.h1, c.base+pathGreet, h, body)
+	res, b, err := post(ctx, c.h1, c.base+pathGreet, h, body, nil)
 	if err != nil {
 		return callResult{err: err}
 	}
@@ -443,11 +452,12 @@ func probeGRPCWeb(ctx context.Context, c *clients, origin string, _ *rand.Rand) 
 		"Origin":       {origin},
 		"Grpc-Timeout": {grpcTimeout(probeDeadline(ctx))},
 	}
-	res, body, err := post(ctx, c.h1, c.base+pathGreetStream, h, frame(0, probeRequest))
+	var sent time.Time
+	res, body, err := post(ctx, c.h1, c.base+pathGreetStream, h, frame(0, probeRequest), &sent)
 	if err != nil {
 		return probeTransport(ctx, err)
 	}
-	r := callResult{header: res.Header}
+	r := callResult{header: res.Header, sent: sent}
 	if res.StatusCode != http.StatusOK {
 		r.bad = fmt.Sprintf("HTTP %d for gRPC-Web, want 200", res.StatusCode)
 		return r
@@ -484,11 +494,12 @@ func probeConnect(ctx context.Context, c *clients, origin string, _ *rand.Rand) 
 		"Origin":                   {origin},
 		"Connect-Timeout-Ms":       {strconv.FormatInt(probeDeadline(ctx).Milliseconds(), 10)},
 	}
-	res, body, err := post(ctx, c.h1, c.base+pathGreetStream, h, frame(0, probeRequest))
+	var sent time.Time
+	res, body, err := post(ctx, c.h1, c.base+pathGreetStream, h, frame(0, probeRequest), &sent)
 	if err != nil {
 		return probeTransport(ctx, err)
 	}
-	r := callResult{header: res.Header}
+	r := callResult{header: res.Header, sent: sent}
 	if res.StatusCode != http.StatusOK {
 		// Connect may refuse a stream before it starts with a unary-style error.
 		connectError(&r, body, res.Header)

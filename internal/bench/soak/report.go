@@ -100,7 +100,7 @@ func writeReport(w io.Writer, s *summary) {
 		fmt.Fprintf(w, "  %d calls failed with unavailable before the first kill; the first: %s\n", s.unfiled, clip2(s.unfiledCall, 200))
 	}
 	fmt.Fprintln(w, "not exercised yet: backend replicas (corsgate serve fronts one backend; -replicas), config reload (corsgate serve cannot reload; -reload-every), WebSocket streams (no WebSocket transport)")
-	fmt.Fprintf(w, "deadlines: longest overrun %s (limit %s)\n", max(s.calls.maxOverrun, 0).Round(time.Millisecond), maxDeadlineExtra)
+	fmt.Fprintf(w, "deadlines: longest overrun %s, by %s (limit %s; probes count from the moment their request was sent)\n", max(s.calls.maxOverrun, 0).Round(time.Millisecond), dash(s.calls.overrunBy), maxDeadlineExtra)
 
 	fmt.Fprintf(w, "\ngateway runtime (from --metrics-listen, idle, right after a GC cycle):\n")
 	fmt.Fprintf(w, "  goroutines: baseline %d, after %d, limit %d (baseline + max(10 %%, %d))\n", s.baseline.goroutines, s.after.goroutines, s.goroutineMax, goroutineSlack)

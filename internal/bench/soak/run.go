@@ -234,9 +234,12 @@ func (s *soak) call(ctx context.Context, k kind, rng *rand.Rand, t *tally) {
 		classes, details = append(classes, class), append(details, detail)
 	}
 	overrun := took - k.deadline
+	if k.slack > 0 && !r.sent.IsZero() {
+		overrun = end.Sub(r.sent) - k.deadline // the gateway's part
+	}
 	if overrun > maxDeadlineExtra {
 		classes = append(classes, vOverrun)
-		details = append(details, fmt.Sprintf("took %s with a deadline of %s (%s)", took.Round(time.Millisecond), k.deadline, outcome))
+		details = append(details, fmt.Sprintf("took %s, %s after the request was sent, with a deadline of %s (%s)", took.Round(time.Millisecond), (k.deadline+overrun).Round(time.Millisecond), k.deadline, outcome))
 	}
 	t.call(k.name, outcome, r.err, took, overrun, classes, details)
 	if outcome != outcomeOK && outcome != outcomeRefused && outcome != outcomeForeign {
