@@ -46,6 +46,7 @@ go vet "${modules[@]}"
 go tool staticcheck "${modules[@]}"
 
 step "go test"
+# Includes the 20 s chaos soak (internal/bench/soak); the long one: go run ./internal/bench/soak -duration 10m
 go test -count=1 "${modules[@]}"
 go test -count=1 -race ./interceptor/... ./internal/wire/... ./gateway/...
 
