@@ -430,13 +430,9 @@ func TestKubernetes(t *testing.T) {
 		if len(c.Command) > 0 && !slices.Equal(c.Command, []string{"/usr/local/bin/corsgate"}) {
 			t.Errorf("command %q replaces the image's entrypoint", c.Command)
 		}
-		for _, arg := range c.Args {
-			if name, ok := strings.CutPrefix(arg, "--"); ok {
-				name, _, _ = strings.Cut(name, "=")
-				if _, ok := flags[name]; !ok {
-					t.Errorf("arg %s is not a flag of corsgate serve --help", arg)
-				}
-			}
+		// The flags themselves were parsed against serve --help above.
+		if len(c.Args) == 0 {
+			t.Errorf("no args: the image's CMD would run, and this test could not check its flags")
 		}
 	})
 
