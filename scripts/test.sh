@@ -59,4 +59,7 @@ bash internal/conformance/run.sh
 step "benchmarks run (smoke, not timed)"
 go test -run='^$' -bench=. -benchtime=1x ./interceptor/... ./gateway/... ./internal/bench/...
 
+step "container image"
+bash scripts/container.sh
+
 step "all tests passed"
