@@ -390,24 +390,30 @@ func TestKubernetes(t *testing.T) {
 	t.Run("probes", func(t *testing.T) {
 		t.Parallel()
 		listen := portNumbered(t, c, listenPort(t, "listen", s.listen))
-		for name, probe := range map[string]*corev1.Probe{"readinessProbe": c.ReadinessProbe, "livenessProbe": c.LivenessProbe} {
-			if probe == nil || probe.HTTPGet == nil {
-				t.Errorf("%s is not an HTTP GET", name)
-				continue
-			}
+		// Readiness follows the backend through /healthz; liveness must not
+		// (a backend outage would restart every gateway): a TCP check of
+		// the same port.
+		if probe := c.ReadinessProbe; probe == nil || probe.HTTPGet == nil {
+			t.Errorf("readinessProbe is not an HTTP GET")
+		} else {
 			if probe.HTTPGet.Path != "/healthz" {
-				t.Errorf("%s GET %s, want /healthz", name, probe.HTTPGet.Path)
+				t.Errorf("readinessProbe GET %s, want /healthz", probe.HTTPGet.Path)
 			}
 			if p, ok := containerPort(c, probe.HTTPGet.Port); !ok || p.ContainerPort != listen.ContainerPort {
-				t.Errorf("%s port %s is not the listen port %d (%s)", name, probe.HTTPGet.Port.String(), listen.ContainerPort, listen.Name)
+				t.Errorf("readinessProbe port %s is not the listen port %d (%s)", probe.HTTPGet.Port.String(), listen.ContainerPort, listen.Name)
 			}
 			if probe.HTTPGet.Scheme != "" && probe.HTTPGet.Scheme != corev1.URISchemeHTTP && s.file.TLSCert == "" {
-				t.Errorf("%s scheme %s, but the gateway serves without TLS", name, probe.HTTPGet.Scheme)
+				t.Errorf("readinessProbe scheme %s, but the gateway serves without TLS", probe.HTTPGet.Scheme)
 			}
 			// /healthz waits up to 3s for the backend's answer.
 			if probe.TimeoutSeconds <= 3 {
-				t.Errorf("%s timeoutSeconds %d: /healthz may take 3s", name, probe.TimeoutSeconds)
+				t.Errorf("readinessProbe timeoutSeconds %d: /healthz may take 3s", probe.TimeoutSeconds)
 			}
+		}
+		if probe := c.LivenessProbe; probe == nil || probe.TCPSocket == nil {
+			t.Errorf("livenessProbe is not a TCP check: an HTTP check of /healthz restarts the gateway whenever its backend is down")
+		} else if p, ok := containerPort(c, probe.TCPSocket.Port); !ok || p.ContainerPort != listen.ContainerPort {
+			t.Errorf("livenessProbe port %s is not the listen port %d (%s)", probe.TCPSocket.Port.String(), listen.ContainerPort, listen.Name)
 		}
 		if c.StartupProbe != nil && c.StartupProbe.Exec != nil {
 			t.Errorf("startupProbe runs a command: the image has no shell")
