@@ -2,7 +2,7 @@
 // made by [New] from a [Config] holds one [h2client.Transport] (its own
 // HTTP/2 connections) per replica address and is, like a Transport, an
 // [http.RoundTripper] with a Call method the gateway uses in a Transport's
-// place.
+// place, and a Dial method for the backend's other HTTP/2 clients.
 //
 // # Replicas
 //

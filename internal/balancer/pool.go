@@ -1,10 +1,12 @@
 package balancer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -171,6 +173,42 @@ func (p *Pool) pick(not *replica) (*replica, error) {
 	}
 	p.askResolve()
 	return nil, p.errNoReplica
+}
+
+// Dial opens a connection to a ready replica as its [h2client.Transport]
+// does ([h2client.Transport.Dial]), for other HTTP/2 clients of the backend
+// (server reflection, say); network and addr are ignored. A replica that
+// takes no connection is ejected and another one tried, once. The
+// connection is the caller's: the pool does not count it as a call.
+func (p *Pool) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	select {
+	case <-p.resolved:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	var tried *replica
+	var first error
+	for range 2 {
+		r, err := p.pick(tried)
+		if err != nil {
+			if first != nil {
+				return nil, first
+			}
+			return nil, err
+		}
+		r.done() // a connection, not a call
+		nc, err := r.t.Dial(ctx, network, addr)
+		if err == nil {
+			return nc, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		r.eject(err)
+		p.askResolve()
+		tried, first = r, cmp.Or(first, err)
+	}
+	return nil, first
 }
 
 // update makes addrs the live replicas: new ones are added, missing ones

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
@@ -179,4 +180,44 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		t.Errorf("replicas after Close: %+v", p.Replicas())
 	}
 	_ = p.Close()
+}
+
+// TestDial: Dial reaches a ready replica, past one that refuses.
+func TestDial(t *testing.T) {
+	t.Parallel()
+	dead, live := closedPort(t), startCounted(t)
+	p := newPool(t, Config{Addresses: []string{dead, live.addr}})
+	for range 3 {
+		nc, err := p.Dial(context.Background(), "tcp", "ignored:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := nc.RemoteAddr().String(); got != live.addr {
+			t.Errorf("dialed %s, want %s", got, live.addr)
+		}
+		_ = nc.Close()
+	}
+	if s := status(p, dead); s.State != StateEjected || s.Calls != 0 {
+		t.Errorf("refusing replica %+v: want ejected, no call counted", s)
+	}
+}
+
+// TestDNSServerName: with TLS, a dns:/// name is the replicas' server
+// name (their addresses are IPs); a ServerName given is kept.
+func TestDNSServerName(t *testing.T) {
+	t.Parallel()
+	s, err := newSettings(Config{Addresses: []string{"dns:///greet.example:443"}, TLS: &tls.Config{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.transportConfig("10.0.0.1:443").TLS.ServerName; got != "greet.example" {
+		t.Errorf("ServerName %q, want the name", got)
+	}
+	s, err = newSettings(Config{Addresses: []string{"dns:///greet.example:443"}, TLS: &tls.Config{ServerName: "other"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.transportConfig("10.0.0.1:443").TLS.ServerName; got != "other" {
+		t.Errorf("ServerName %q, want the one given", got)
+	}
 }
