@@ -34,6 +34,9 @@
 //     (REFUSED_STREAM, a stream above a GOAWAY's last stream id, a connection
 //     that broke before any of the call's frames went out) is retried on
 //     another connection when its body can be replayed ([http.Request.GetBody]).
+//     Past that, [Unprocessed] tells a caller with several backends (the
+//     balancer) that a failed call may go to another one, and [DialFailed]
+//     that the backend takes no connection.
 //   - Pings: a connection carrying calls that goes silent for
 //     [Config.PingAfter] is pinged, and closed when the ping goes unanswered
 //     for [Config.PingTimeout], failing its calls. Idle connections are not

@@ -105,8 +105,11 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, wholeRes
 			return cs.resp, nil
 		default:
 		}
+		// A stream aborted before the write failed keeps that reason: a
+		// refusal (GOAWAY below it) stays a refusal when the connection
+		// closed under the write.
 		cs.abort(err, false)
-		return nil, err
+		return nil, cs.err
 	}
 	if !cs.sentEnd.Load() {
 		go cs.sendBody(req.Body, whole)

@@ -239,6 +239,53 @@ type refusedError struct{ reason string }
 
 func (e *refusedError) Error() string { return "backend refused the stream: " + e.reason }
 
+// dialError is the error of a call that found no connection: opening one
+// failed (TCP, TLS, the HTTP/2 preface and SETTINGS), so nothing of the
+// call left. Its text is the cause's.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// Unprocessed reports whether err, an error of [Transport.Call] or
+// [Transport.RoundTrip], says the backend did not process the call: no
+// byte of it reached the backend (opening a connection failed, the
+// connection broke before any of the call's frames went out, the transport
+// was closed), or the backend refused it unprocessed (REFUSED_STREAM, a
+// stream above a GOAWAY's last stream id). Such a call may be sent again,
+// elsewhere, when its body can be replayed. It is false for every other
+// error, nil and context errors included: a call whose bytes may have been
+// processed must not be sent twice.
+func Unprocessed(err error) bool {
+	var refused *refusedError
+	var dial *dialError
+	return errors.As(err, &refused) || errors.As(err, &dial) || errors.Is(err, errClosed)
+}
+
+// DialFailed reports whether err, an error of [Transport.Call],
+// [Transport.RoundTrip] or [Transport.Connect], says that a connection to
+// the backend could not be opened (refused, timed out, TLS or ALPN failed,
+// no HTTP/2 SETTINGS, a backend that allows no stream). Such an error is
+// also [Unprocessed].
+func DialFailed(err error) bool {
+	var dial *dialError
+	return errors.As(err, &dial)
+}
+
+// Connect makes sure the transport has a connection with room for a call,
+// opening one when it has none, and returns once it is usable (the
+// backend's SETTINGS arrived), or the error of opening it ([DialFailed]),
+// or ctx's. Calls need not wait for it: they open connections themselves.
+// Health probes use it to learn that a backend takes connections again.
+func (t *Transport) Connect(ctx context.Context) error {
+	cc, err := t.conn(ctx)
+	if err != nil {
+		return err
+	}
+	cc.release()
+	return nil
+}
+
 // conn returns a connection with room for one more stream, reserving it.
 func (t *Transport) conn(ctx context.Context) (*clientConn, error) {
 	for {
@@ -263,14 +310,17 @@ func (t *Transport) conn(ctx context.Context) (*clientConn, error) {
 		select {
 		case <-d.done:
 			if d.err != nil {
-				return nil, d.err
+				if errors.Is(d.err, errClosed) {
+					return nil, d.err
+				}
+				return nil, &dialError{d.err}
 			}
 			if d.cc.reserve() {
 				return d.cc, nil
 			}
 			if d.cc.takesNoStreams() {
 				// Dialing again would get the same answer, forever.
-				return nil, errors.New("backend allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS is 0)")
+				return nil, &dialError{errors.New("backend allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS is 0)")}
 			}
 		case <-ctx.Done():
 			return nil, ctx.Err()

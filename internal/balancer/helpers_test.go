@@ -1,0 +1,254 @@
+package balancer
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+
+	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
+	"github.com/corsgate/corsgate/internal/greetd"
+	"github.com/corsgate/corsgate/internal/greetsvc"
+	"github.com/corsgate/corsgate/internal/h2client"
+	"github.com/corsgate/corsgate/internal/testutil"
+)
+
+// childEnv, set to a listen address, makes the test binary serve greetd
+// there instead of running tests: the replica-kill test needs replicas in
+// processes of their own, to SIGKILL.
+const childEnv = "CORSGATE_BALANCER_GREETD"
+
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(childEnv); addr != "" {
+		if err := runChild(addr); err != nil {
+			fmt.Fprintln(os.Stderr, "greetd child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// runChild serves greetd on addr until SIGTERM or EOF on stdin, after
+// printing the address it listens on.
+func runChild(addr string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		stop()
+	}()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	slog.SetDefault(logger)
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Println(lis.Addr().String()); err != nil {
+		return err
+	}
+	return greetd.Serve(ctx, greetd.NewServer(nil), lis, time.Second, logger)
+}
+
+// child is greetd in a process of its own.
+type child struct {
+	addr  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	done  chan struct{}
+}
+
+// startChild starts a greetd process listening on addr ("127.0.0.1:0" for
+// any port); it is stopped at the test's end.
+func startChild(tb testing.TB, addr string) *child {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+addr)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	c := &child{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		tb.Fatalf("greetd child printed no address: %v", err)
+	}
+	c.addr = strings.TrimSpace(line)
+	go func() {
+		_ = cmd.Wait()
+		close(c.done)
+	}()
+	tb.Cleanup(c.stop)
+	return c
+}
+
+// kill sends SIGKILL and waits for the process to end.
+func (c *child) kill() {
+	_ = c.cmd.Process.Kill()
+	<-c.done
+}
+
+// stop ends the process gently, or kills it after a while.
+func (c *child) stop() {
+	_ = c.stdin.Close()
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+		c.kill()
+	}
+}
+
+// counted is an in-process greetd whose calls are counted.
+type counted struct {
+	addr  string
+	calls atomic.Int64
+}
+
+func startCounted(tb testing.TB) *counted {
+	tb.Helper()
+	c := &counted{}
+	c.addr = testutil.StartGreetd(tb, &greetsvc.Greeter{Record: func(greetsvc.Call) { c.calls.Add(1) }})
+	return c
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(tb testing.TB) string {
+	tb.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	return addr
+}
+
+// newPool returns a pool for cfg, closed at the test's end.
+func newPool(tb testing.TB, cfg Config) *Pool {
+	tb.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// grpcFrame is m as one gRPC message.
+func grpcFrame(m proto.Message) []byte {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	out := make([]byte, 5+len(b))
+	binary.BigEndian.PutUint32(out[1:], uint32(len(b)))
+	copy(out[5:], b)
+	return out
+}
+
+// greetRequest is a gRPC Greet call as the gateway makes one: a body held
+// whole and replayable.
+func greetRequest(name string) *http.Request {
+	frame := grpcFrame(&greetv1.GreetRequest{Name: name})
+	return &http.Request{
+		Method:        http.MethodPost,
+		URL:           &url.URL{Scheme: "http", Host: "greet", Path: "/greet.v1.GreetService/Greet"},
+		Host:          "greet",
+		Header:        http.Header{"Content-Type": {"application/grpc"}, "Te": {"trailers"}},
+		Body:          h2client.NewBytesBody(frame),
+		GetBody:       func() (io.ReadCloser, error) { return h2client.NewBytesBody(frame), nil },
+		ContentLength: int64(len(frame)),
+	}
+}
+
+// errTransport marks a call that failed in the pool or the transport (the
+// gateway's UNAVAILABLE), as opposed to a gRPC status.
+var errTransport = errors.New("transport")
+
+// greet makes a Greet call through p and checks its answer.
+func greet(ctx context.Context, p *Pool, req *http.Request) error {
+	resp, err := p.Call(ctx, req, true)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errTransport, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%w: reading the body: %w", errTransport, err)
+	}
+	st := resp.Trailer.Get("Grpc-Status")
+	if st == "" {
+		st = resp.Header.Get("Grpc-Status")
+	}
+	if st != "0" {
+		return fmt.Errorf("grpc-status %q: %s", st, resp.Trailer.Get("Grpc-Message"))
+	}
+	if len(data) < 5 {
+		return fmt.Errorf("body %q holds no message", data)
+	}
+	var res greetv1.GreetResponse
+	if err := proto.Unmarshal(data[5:], &res); err != nil {
+		return err
+	}
+	if !strings.Contains(res.GetGreeting(), "Hello") {
+		return fmt.Errorf("greeting %q", res.GetGreeting())
+	}
+	return nil
+}
+
+// status returns the status of the replica at addr, or a zero status.
+func status(p *Pool, addr string) ReplicaStatus {
+	for _, s := range p.Replicas() {
+		if s.Address == addr && s.State != StateDraining {
+			return s
+		}
+	}
+	for _, s := range p.Replicas() {
+		if s.Address == addr {
+			return s
+		}
+	}
+	return ReplicaStatus{}
+}
+
+// eventually polls cond every 10 ms until it holds or d passed.
+func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
