@@ -56,13 +56,13 @@ func (connectStream) timeout(r *http.Request) (time.Duration, bool, *rpcStatus) 
 
 // connectTimeout parses Connect-Timeout-Ms: at most 10 digits.
 func connectTimeout(r *http.Request) (time.Duration, bool, *rpcStatus) {
-	v := r.Header["Connect-Timeout-Ms"]
-	if len(v) == 0 || v[0] == "" {
-		return 0, false, nil
+	v, st := oneValue(r.Header, "Connect-Timeout-Ms")
+	if st != nil || v == "" {
+		return 0, false, st
 	}
-	ms, err := strconv.ParseInt(v[0], 10, 64)
-	if err != nil || ms < 0 || len(v[0]) > 10 {
-		return 0, false, errorf(connect.CodeInvalidArgument, "invalid connect-timeout-ms "+strconv.Quote(v[0]))
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 || len(v) > 10 {
+		return 0, false, errorf(connect.CodeInvalidArgument, "invalid connect-timeout-ms "+strconv.Quote(v))
 	}
 	return time.Duration(ms) * time.Millisecond, true, nil
 }
@@ -82,11 +82,15 @@ func (connectUnary) prepare(c *call, out *http.Request) *rpcStatus {
 	if c.route.streamType != connect.StreamTypeUnary {
 		return refusal(http.StatusUnsupportedMediaType, "streaming method needs application/connect+"+c.codec)
 	}
-	data, st := c.readBody(c.r.Body, headerLen, c.g.maxMsg)
+	enc, st := oneValue(c.r.Header, "Content-Encoding")
 	if st != nil {
 		return st
 	}
-	return c.unaryMessage(out, data, c.r.Header.Get("Content-Encoding"))
+	data, st := c.readBody(c.watch(c.r.Body, c.r.ContentLength), headerLen, c.g.maxMsg)
+	if st != nil {
+		return st
+	}
+	return c.unaryMessage(out, data, enc)
 }
 
 func (connectGet) prepare(c *call, out *http.Request) *rpcStatus {
@@ -291,10 +295,14 @@ func (connectStream) prepare(c *call, out *http.Request) *rpcStatus {
 	if c.route.streamType == connect.StreamTypeUnary {
 		return refusal(http.StatusUnsupportedMediaType, "unary method needs application/"+c.codec)
 	}
-	enc := c.r.Header.Get("Connect-Content-Encoding")
+	enc, st := oneValue(c.r.Header, "Connect-Content-Encoding")
+	if st != nil {
+		return st
+	}
+	body := c.watch(c.r.Body, c.r.ContentLength)
 	out.Header["Content-Type"] = contentTypeGRPC
 	if c.codec == "json" {
-		return c.transcodedRequest(out, c.r.Body, enc)
+		return c.transcodedRequest(out, body, enc)
 	}
 	if enc != "" {
 		out.Header["Grpc-Encoding"] = []string{enc}
@@ -302,7 +310,7 @@ func (connectStream) prepare(c *call, out *http.Request) *rpcStatus {
 	if ae := c.r.Header["Connect-Accept-Encoding"]; len(ae) > 0 {
 		out.Header["Grpc-Accept-Encoding"] = ae
 	}
-	return c.framedRequest(out, c.r.Body, enc)
+	return c.framedRequest(out, body, enc)
 }
 
 func (p connectStream) respond(c *call, resp *http.Response) *rpcStatus {
