@@ -123,7 +123,9 @@ func WithPrivateNetwork(allow bool) Option {
 // caller's protocol and never reaches the handler. Same-origin requests (no
 // Origin header, or an Origin equal to the request's own scheme and host) are
 // never affected. Default false: such requests reach the handler, but their
-// responses carry no CORS headers, so the browser hides them from the script.
+// responses carry no CORS headers, so the browser hides them from the script;
+// only cross-origin requests to browser-barred procedures are refused in
+// either mode.
 func WithStrict(strict bool) Option {
 	return optionFunc(func(c *config) { c.strict = strict })
 }
