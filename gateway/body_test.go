@@ -376,3 +376,35 @@ func TestRequestBufferBudgetRefusesNewCalls(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestContentLengthWithTransferEncodingKeepsConnection is the regression
+// test of a request carrying both Content-Length and Transfer-Encoding
+// (RFC 9112 section 6.3): net/http frames it by Transfer-Encoding and kept
+// the connection open, serving what followed as another request, which is
+// how a request is smuggled past an intermediary that framed it by
+// Content-Length. It must be answered and the connection closed.
+func TestContentLengthWithTransferEncodingKeepsConnection(t *testing.T) {
+	t.Parallel()
+	e := newBodyEnv(t)
+	body := encodeFrame(0, mustMarshal(t, &greetv1.GreetRequest{Name: "x"}))
+	conn := dialGateway(t, e.gwURL)
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	smuggled := "POST " + hardGreetPrefix + "Greet HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/grpc-web+proto\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + string(body)
+	req := "POST " + hardGreetPrefix + "Greet HTTP/1.1\r\nHost: gateway\r\nOrigin: " + testOrigin +
+		"\r\nContent-Type: application/grpc-web+proto\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		strconv.FormatInt(int64(len(body)), 16) + "\r\n" + string(body) + "\r\n0\r\n\r\n" + smuggled
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	if got := readH1GRPCWebStatus(t, br); got != "0" {
+		t.Errorf("the request was not answered: grpc-status %q", got)
+	}
+	if res, err := http.ReadResponse(br, nil); err == nil {
+		res.Body.Close()
+		t.Fatalf("the connection stayed open and served the bytes after the body as a request (HTTP %d)", res.StatusCode)
+	} else if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("want the connection closed, got %v", err)
+	}
+}

@@ -376,6 +376,17 @@ const (
 // ServeHTTP serves one request: a CORS preflight, an RPC in any of the
 // accepted protocols, /healthz or grpc.health.v1.Health.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// RFC 9112 section 6.3: a request with both Transfer-Encoding and
+		// Content-Length must be answered and its connection closed, since
+		// an intermediary may have framed it by the other header
+		// (request smuggling). net/http frames it by Transfer-Encoding, but
+		// drops Content-Length from the request and keeps the connection,
+		// so the handler cannot tell the two cases apart: every HTTP/1.x
+		// request with a Transfer-Encoding closes its connection.
+		// Browsers never send one.
+		w.Header()["Connection"] = connectionClose
+	}
 	if path := r.URL.Path; path == "/healthz" {
 		g.serveHealthz(w, r)
 		return
@@ -385,6 +396,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.state.Load().handler.ServeHTTP(w, r)
 }
+
+var connectionClose = []string{"close"}
 
 // Ready waits until the gateway has descriptors to route by, or ctx is done.
 // With [Config.Files] it returns nil at once.
