@@ -13,6 +13,10 @@ const DefaultMaxAge = 7200 * time.Second
 // honours. Longer values would be cut by every browser.
 const MaxMaxAge = 86400 * time.Second
 
+// DefaultMaxMessageSize is the message size bound a [Policy] has when
+// [WithMaxMessageSize] is not given: 4 MiB, gRPC's default receive limit.
+const DefaultMaxMessageSize = 4 << 20
+
 // An Option configures a [Policy]. Options are applied in order after the
 // defaults; later options add to list-valued settings and replace the others.
 type Option interface{ apply(*config) }
@@ -31,6 +35,7 @@ type config struct {
 	exposedHeaders []string
 	privateNetwork bool
 	strict         bool
+	maxMessageSize int
 	logger         *slog.Logger
 	observer       func(Verdict)
 }
@@ -43,6 +48,7 @@ func defaultOptions() []Option {
 		WithCredentials(false),
 		WithPrivateNetwork(false),
 		WithStrict(false),
+		WithMaxMessageSize(DefaultMaxMessageSize),
 	}
 }
 
@@ -115,6 +121,20 @@ func WithExposedHeaders(names ...string) Option {
 // are answered without it, and the browser decides.
 func WithPrivateNetwork(allow bool) Option {
 	return optionFunc(func(c *config) { c.privateNetwork = allow })
+}
+
+// WithMaxMessageSize sets the largest request message, in bytes, of the
+// drop-in entry points. connect-go reads messages of any size unless told
+// otherwise: the handler constructors protoc-gen-corsgate generates pass
+// connect.WithReadMaxBytes([Policy.MaxMessageSize]) to connect-go, and
+// handlers given to [Policy.Wrap] should be built with it too. The gRPC-Web
+// text translation of [Policy.Wrap], [Policy.WrapService],
+// [Policy.WrapFiles] and [Policy.WrapTable] refuses a base64 body longer
+// than twice the base64 length of one such message (whitespace and
+// per-chunk padding allowed) with RESOURCE_EXHAUSTED. Default
+// [DefaultMaxMessageSize]; zero or negative is refused by [New].
+func WithMaxMessageSize(n int) Option {
+	return optionFunc(func(c *config) { c.maxMessageSize = n })
 }
 
 // WithStrict sets strict mode. In strict mode a cross-origin actual request

@@ -18,6 +18,7 @@ type Policy struct {
 	credentials    bool
 	strict         bool
 	privateNetwork bool
+	maxMessageSize int
 	logger         *slog.Logger
 	observer       func(Verdict)
 
@@ -61,7 +62,8 @@ const (
 // could match hosts of somebody else, an empty or malformed header name, and
 // a max-age that is negative or above [MaxMaxAge]. Defaults: no origin
 // allowed, no credentials, max-age [DefaultMaxAge], no private network
-// access, not strict, logging to [slog.Default].
+// access, not strict, messages up to [DefaultMaxMessageSize], logging to
+// [slog.Default].
 func New(opts ...Option) (*Policy, error) {
 	var c config
 	for _, o := range defaultOptions() {
@@ -81,8 +83,12 @@ func New(opts ...Option) (*Policy, error) {
 		credentials:    c.credentials,
 		strict:         c.strict,
 		privateNetwork: c.privateNetwork,
+		maxMessageSize: c.maxMessageSize,
 		logger:         c.logger,
 		observer:       c.observer,
+	}
+	if c.maxMessageSize <= 0 {
+		return nil, fmt.Errorf("interceptor: WithMaxMessageSize(%d): must be more than 0 bytes; the default is %d (4 MiB)", c.maxMessageSize, DefaultMaxMessageSize)
 	}
 	switch {
 	case c.maxAge < 0:
@@ -149,3 +155,8 @@ func (p *Policy) observe(v Verdict) {
 		p.observer(v)
 	}
 }
+
+// MaxMessageSize returns the largest request message the policy's drop-in
+// entry points accept (see [WithMaxMessageSize]): pass it to connect-go as
+// connect.WithReadMaxBytes(policy.MaxMessageSize()).
+func (p *Policy) MaxMessageSize() int { return p.maxMessageSize }
