@@ -208,7 +208,9 @@ type frameReader struct {
 	r       io.Reader
 	max     int
 	request bool
-	hdr     [headerLen]byte
+	// share, when not nil, is charged for the buffer's growth.
+	share *share
+	hdr   [headerLen]byte
 }
 
 // next reads one frame's payload into buf (which it resets). At a clean end
@@ -227,11 +229,11 @@ func (f *frameReader) next(buf *bytes.Buffer) (flags byte, err error) {
 	if f.max > 0 && int64(size) > int64(f.max) {
 		return 0, tooLarge(size, f.max)
 	}
-	buf.Grow(int(size))
-	n, err := io.CopyN(buf, f.r, int64(size))
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return 0, fmt.Errorf("frame cut after %d of %d bytes: %w", n, size, io.ErrUnexpectedEOF)
+	// The buffer grows as the payload arrives, never from the size the
+	// header declares.
+	if err := readFrame(f.r, buf, int(size), f.share); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, fmt.Errorf("frame cut after %d of %d bytes: %w", buf.Len(), size, io.ErrUnexpectedEOF)
 		}
 		return 0, err
 	}

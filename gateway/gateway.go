@@ -110,6 +110,22 @@ type Config struct {
 	// whose client keeps reading runs for as long as it lasts. The default
 	// (zero) is [DefaultStallTimeout]; a negative value disables it.
 	StallTimeout time.Duration
+	// MaxRequestBuffer bounds the bytes of request messages the gateway
+	// holds at once, over all calls (a unary call's body, a JSON or gzip
+	// message checked whole). Buffers grow as bytes arrive, never from a
+	// size the client declares; a call whose buffer would take the total
+	// past the bound fails with RESOURCE_EXHAUSTED. It must be at least
+	// MaxMessageSize plus 5 bytes. The default (zero) is
+	// [DefaultMaxRequestBuffer]; negative is refused.
+	MaxRequestBuffer int64
+	// BodyTimeout bounds how long a client may send nothing while a
+	// message is partly received: anywhere in the body of a call whose
+	// client sends one message, and inside a message of a client stream
+	// (between messages a stream may wait as long as it likes). A client
+	// that takes longer has its body cut and the call answered
+	// DEADLINE_EXCEEDED. The default (zero) is [DefaultBodyTimeout]; a
+	// negative value disables it.
+	BodyTimeout time.Duration
 	// Logger receives the gateway's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics, when not nil, counts calls, latencies and backend errors.
@@ -134,6 +150,10 @@ type Gateway struct {
 	backend   *h2client.Transport // the calls' transport
 	transport *http.Transport     // net/http's, for reflection and health, dialing through backend
 	client    *http.Client        // over transport
+
+	// bodyTimeout is the request body's progress deadline, 0: none.
+	bodyTimeout time.Duration
+	budget      budget // request bytes buffered, over all calls
 
 	state     atomic.Pointer[state]
 	ready     chan struct{} // closed once descriptors are loaded
@@ -189,6 +209,16 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.MaxMessageSize < 0 {
 		return nil, &ConfigError{Field: "MaxMessageSize", Err: fmt.Errorf("%d is negative; use 0 for the default of %d", cfg.MaxMessageSize, DefaultMaxMessageSize)}
 	}
+	maxMsg := cfg.MaxMessageSize
+	if maxMsg == 0 {
+		maxMsg = DefaultMaxMessageSize
+	}
+	switch {
+	case cfg.MaxRequestBuffer < 0:
+		return nil, &ConfigError{Field: "MaxRequestBuffer", Err: fmt.Errorf("%d is negative; use 0 for the default of %d", cfg.MaxRequestBuffer, DefaultMaxRequestBuffer)}
+	case cfg.MaxRequestBuffer > 0 && cfg.MaxRequestBuffer < int64(maxMsg)+headerLen:
+		return nil, &ConfigError{Field: "MaxRequestBuffer", Err: fmt.Errorf("%d is less than the largest message (MaxMessageSize %d, plus 5 bytes of framing): no such message could ever be buffered; raise it", cfg.MaxRequestBuffer, maxMsg)}
+	}
 	scheme, authority, useTLS, err := parseBackend(cfg.Backend)
 	if err != nil {
 		return nil, &ConfigError{Field: "Backend", Err: err}
@@ -221,6 +251,16 @@ func New(cfg Config) (*Gateway, error) {
 		g.maxMsg = DefaultMaxMessageSize
 	}
 	g.maxResp = max(g.maxMsg, maxBufferedResponse)
+	g.budget.limit = cfg.MaxRequestBuffer
+	if g.budget.limit == 0 {
+		g.budget.limit = max(DefaultMaxRequestBuffer, int64(g.maxMsg)+headerLen)
+	}
+	switch {
+	case cfg.BodyTimeout == 0:
+		g.bodyTimeout = DefaultBodyTimeout
+	case cfg.BodyTimeout > 0:
+		g.bodyTimeout = cfg.BodyTimeout
+	}
 	if g.interval == 0 {
 		g.interval = DefaultReflectionInterval
 	}
@@ -323,6 +363,17 @@ func newTransport(useTLS bool, backend *h2client.Transport) *http.Transport {
 // ServeHTTP serves one request: a CORS preflight, an RPC in any of the
 // accepted protocols, /healthz or grpc.health.v1.Health.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// RFC 9112 section 6.3: a request with both Transfer-Encoding and
+		// Content-Length must be answered and its connection closed, since
+		// an intermediary may have framed it by the other header
+		// (request smuggling). net/http frames it by Transfer-Encoding, but
+		// drops Content-Length from the request and keeps the connection,
+		// so the handler cannot tell the two cases apart: every HTTP/1.x
+		// request with a Transfer-Encoding closes its connection.
+		// Browsers never send one.
+		w.Header()["Connection"] = connectionClose
+	}
 	if path := r.URL.Path; path == "/healthz" {
 		g.serveHealthz(w, r)
 		return
@@ -332,6 +383,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.state.Load().handler.ServeHTTP(w, r)
 }
+
+var connectionClose = []string{"close"}
 
 // Ready waits until the gateway has descriptors to route by, or ctx is done.
 // With [Config.Files] it returns nil at once.

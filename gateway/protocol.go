@@ -1,10 +1,8 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -57,6 +55,11 @@ type call struct {
 	codec string
 	// body, when the request streams through unbuffered, checks its frames.
 	body requestBody
+	// watched is the client's body under the progress deadline, once
+	// prepare has read from it.
+	watched *bodyWatch
+	// share is the call's part of the gateway's request buffer budget.
+	share share
 	// wrote reports that response headers went to the client.
 	wrote bool
 	// sw is w with a progress deadline, when the gateway has one.
@@ -78,6 +81,9 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &call{g: g, st: st, w: w, r: r, ctx: r.Context(), proto: p, class: class, codec: codec}
+	if g.budget.limit > 0 {
+		c.share.b = &g.budget
+	}
 	if g.stall > 0 {
 		c.sw = stallWriter{ResponseWriter: w, stall: g.stall}
 		c.w = &c.sw
@@ -110,6 +116,10 @@ func (c *call) abort(st *rpcStatus) {
 // before anything was written is written by finish.
 func (c *call) run() *rpcStatus {
 	r := c.r
+	if len(r.Header["Content-Type"]) > 1 {
+		// The gateway classified the first; the backend must not see another.
+		return errorf(connect.CodeInvalidArgument, "more than one content-type value: send one")
+	}
 	d, hasTimeout, bad := wire.Timeout(r, c.class.Protocol)
 	if bad != nil {
 		return bad
@@ -157,6 +167,9 @@ func (c *call) run() *rpcStatus {
 // body's own refusal (a message too large) first, then deadline and
 // cancellation, else the backend is unavailable.
 func (c *call) failure(err error) *rpcStatus {
+	if st := c.watched.status(); st != nil {
+		return st
+	}
 	if c.body != nil {
 		if st := c.body.status(); st != nil {
 			return st
@@ -173,6 +186,8 @@ func (c *call) failure(err error) *rpcStatus {
 
 // finish writes st when nothing was written yet, and records the call.
 func (c *call) finish(start time.Time, rt *route, st *rpcStatus) {
+	c.watched.stop()
+	defer c.share.release()
 	if st == nil {
 		st = errorf(connect.CodeInternal, "no status")
 	}
@@ -314,19 +329,6 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// bufferRequest reads a whole unary request body, bounded by limit+extra
-// bytes; a longer body is RESOURCE_EXHAUSTED.
-func bufferRequest(r io.Reader, buf *bytes.Buffer, limit int) *rpcStatus {
-	n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return statusFromReadError(err)
-	}
-	if n > int64(limit) {
-		return errorf(connect.CodeResourceExhausted, "request body is larger than the limit of "+strconv.Itoa(limit)+" bytes")
-	}
-	return nil
 }
 
 // statusFromReadError maps a failure to read the client's body.

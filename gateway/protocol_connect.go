@@ -54,11 +54,15 @@ func (connectUnary) prepare(c *call, out *http.Request) *rpcStatus {
 	if c.route.streamType != connect.StreamTypeUnary {
 		return refusal(http.StatusUnsupportedMediaType, "streaming method needs application/connect+"+c.codec)
 	}
-	data, st := c.readBody(c.r.Body, headerLen, c.g.maxMsg)
+	enc, st := wire.OneValue(c.r.Header, "Content-Encoding")
 	if st != nil {
 		return st
 	}
-	return c.unaryMessage(out, data, c.r.Header.Get("Content-Encoding"))
+	data, st := c.readBody(c.watch(c.r.Body, c.r.ContentLength), headerLen, c.g.maxMsg)
+	if st != nil {
+		return st
+	}
+	return c.unaryMessage(out, data, enc)
 }
 
 func (connectGet) prepare(c *call, out *http.Request) *rpcStatus {
@@ -225,10 +229,14 @@ func (connectStream) prepare(c *call, out *http.Request) *rpcStatus {
 	if c.route.streamType == connect.StreamTypeUnary {
 		return refusal(http.StatusUnsupportedMediaType, "unary method needs application/"+c.codec)
 	}
-	enc := c.r.Header.Get("Connect-Content-Encoding")
+	enc, st := wire.OneValue(c.r.Header, "Connect-Content-Encoding")
+	if st != nil {
+		return st
+	}
+	body := c.watch(c.r.Body, c.r.ContentLength)
 	out.Header["Content-Type"] = contentTypeGRPC
 	if c.codec == "json" {
-		return c.transcodedRequest(out, c.r.Body, enc)
+		return c.transcodedRequest(out, body, enc)
 	}
 	if enc != "" {
 		out.Header["Grpc-Encoding"] = []string{enc}
@@ -236,7 +244,7 @@ func (connectStream) prepare(c *call, out *http.Request) *rpcStatus {
 	if ae := c.r.Header["Connect-Accept-Encoding"]; len(ae) > 0 {
 		out.Header["Grpc-Accept-Encoding"] = ae
 	}
-	return c.framedRequest(out, c.r.Body, enc)
+	return c.framedRequest(out, body, enc)
 }
 
 func (connectStream) respond(c *call, resp *http.Response) *rpcStatus {

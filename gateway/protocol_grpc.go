@@ -17,14 +17,18 @@ func (grpcPass) name() string { return "grpc" }
 
 func (grpcPass) prepare(c *call, out *http.Request) *rpcStatus {
 	h := c.r.Header
-	out.Header["Content-Type"] = h["Content-Type"]
-	if v := h["Grpc-Encoding"]; len(v) > 0 {
-		out.Header["Grpc-Encoding"] = v
+	enc, st := wire.OneValue(h, "Grpc-Encoding")
+	if st != nil {
+		return st
+	}
+	out.Header["Content-Type"] = h["Content-Type"][:1:1] // one value: run refuses more
+	if enc != "" {
+		out.Header["Grpc-Encoding"] = []string{enc}
 	}
 	if v := h["Grpc-Accept-Encoding"]; len(v) > 0 {
 		out.Header["Grpc-Accept-Encoding"] = v
 	}
-	return c.framedRequest(out, c.r.Body, h.Get("Grpc-Encoding"))
+	return c.framedRequest(out, c.watch(c.r.Body, c.r.ContentLength), enc)
 }
 
 func (grpcPass) respond(c *call, resp *http.Response) *rpcStatus {

@@ -32,22 +32,27 @@ func (p grpcWeb) name() string {
 }
 
 func (p grpcWeb) prepare(c *call, out *http.Request) *rpcStatus {
-	var body io.Reader = c.r.Body
+	enc, st := wire.OneValue(c.r.Header, "Grpc-Encoding")
+	if st != nil {
+		return st
+	}
+	var body *bodyWatch
 	if p.text {
-		body = newBase64Reader(body)
+		body = c.watch(newBase64Reader(c.r.Body), -1)
+	} else {
+		body = c.watch(c.r.Body, c.r.ContentLength)
 	}
 	out.Header["Content-Type"] = contentTypeGRPC
 	if c.codec == "json" {
-		enc := c.r.Header.Get("Grpc-Encoding")
 		return c.transcodedRequest(out, body, enc)
 	}
-	if v := c.r.Header["Grpc-Encoding"]; len(v) > 0 {
-		out.Header["Grpc-Encoding"] = v
+	if enc != "" {
+		out.Header["Grpc-Encoding"] = []string{enc}
 	}
 	if v := c.r.Header["Grpc-Accept-Encoding"]; len(v) > 0 {
 		out.Header["Grpc-Accept-Encoding"] = v
 	}
-	return c.framedRequest(out, body, c.r.Header.Get("Grpc-Encoding"))
+	return c.framedRequest(out, body, enc)
 }
 
 func (p grpcWeb) respond(c *call, resp *http.Response) *rpcStatus {

@@ -186,3 +186,57 @@ func TestProvisionalPreflight(t *testing.T) {
 		})
 	}
 }
+
+// TestProvisionalPreflightLetsBarredCallRun replays the browser-barred
+// procedure that ran during the first seconds: with the backend down at
+// start, the provisional preflight grants every procedure path, the
+// browser-barred ResetGreetings included; once the descriptors load, the
+// browser's actual cross-origin call used to reach the backend. It is now
+// refused with PERMISSION_DENIED, strict mode or not.
+func TestProvisionalPreflightLetsBarredCallRun(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	g, gwURL := startGateway(t, addr)
+	path := hardGreetPrefix + "ResetGreetings"
+	req, err := http.NewRequest(http.MethodOptions, gwURL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", testOrigin)
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "content-type")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("provisional preflight: status %d, want 204 (provisional mode grants every procedure path)", res.StatusCode)
+	}
+
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the gateway's backend address was taken meanwhile: %v", err)
+	}
+	rec := &recorder{}
+	serveBackendOn(t, lis, rec)
+	waitReady(t, g)
+
+	for _, k := range clientKinds() {
+		if k.proto == "grpc" || strings.Contains(k.name, "json") {
+			continue
+		}
+		client := newGreetClient(t, gwURL, k)
+		_, err := client.ResetGreetings(context.Background(), connect.NewRequest(&greetv1.ResetGreetingsRequest{}))
+		if got := connect.CodeOf(err); got != connect.CodePermissionDenied {
+			t.Errorf("%s: cross-origin call to a browser-barred procedure: %v (code %v), want permission_denied", k.name, err, got)
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, c := range rec.calls {
+		if c.Procedure == "ResetGreetings" {
+			t.Fatalf("the browser-barred procedure ran for a cross-origin call")
+		}
+	}
+}

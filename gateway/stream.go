@@ -30,7 +30,13 @@ type requestBody interface {
 // client compresses its messages with gzip (encoding), each compressed
 // message is held until its decompressed size is checked too, as gRPC
 // servers check it.
-func (c *call) framedRequest(out *http.Request, body io.Reader, encoding string) *rpcStatus {
+func (c *call) framedRequest(out *http.Request, body *bodyWatch, encoding string) *rpcStatus {
+	switch encoding {
+	case "", "identity", "gzip":
+	default:
+		// Only gzip's decompressed size can be checked here.
+		return errorf(connect.CodeUnimplemented, "unknown compression "+strconv.Quote(encoding)+": only gzip is supported")
+	}
 	checkGzip := encoding == "gzip"
 	if c.route.streamType&connect.StreamTypeClient == 0 {
 		data, st := c.readBody(body, 0, c.g.maxMsg+headerLen)
@@ -60,7 +66,7 @@ func (c *call) framedRequest(out *http.Request, body io.Reader, encoding string)
 	}
 	sr := &scanningReader{r: body, scanner: frameScanner{max: c.g.maxMsg, request: true}}
 	if checkGzip {
-		sr.whole = &wholeFrames{fr: frameReader{r: body, max: c.g.maxMsg, request: true}, max: c.g.maxMsg}
+		sr.whole = &wholeFrames{fr: frameReader{r: body, max: c.g.maxMsg, request: true, share: &c.share}, max: c.g.maxMsg}
 	}
 	c.body = sr
 	out.Body = clientBody{sr, c.r.Body}
@@ -80,29 +86,6 @@ type clientBody struct {
 
 func (b clientBody) Close() error { return b.client.Close() }
 
-// readBody reads the whole client body after prefix zero bytes, refusing
-// more than limit bytes of body with RESOURCE_EXHAUSTED.
-func (c *call) readBody(body io.Reader, prefix, limit int) ([]byte, *rpcStatus) {
-	if body == c.r.Body {
-		if cl := c.r.ContentLength; cl > int64(limit) {
-			return nil, errorf(connect.CodeResourceExhausted, "request body of "+strconv.FormatInt(cl, 10)+" bytes is larger than the limit of "+strconv.Itoa(limit)+" bytes")
-		} else if cl >= 0 {
-			data := make([]byte, prefix+int(cl))
-			if _, err := io.ReadFull(body, data[prefix:]); err != nil {
-				return nil, statusFromReadError(err)
-			}
-			return data, nil
-		}
-	}
-	buf := getBytesBuf()
-	defer putBytesBuf(buf)
-	buf.Write(make([]byte, prefix))
-	if st := bufferRequest(body, buf, limit+prefix); st != nil {
-		return nil, st
-	}
-	return bytes.Clone(buf.Bytes()), nil
-}
-
 // setBodyBytes makes data the backend request body, replayable.
 func setBodyBytes(out *http.Request, data []byte) {
 	if len(data) == 0 {
@@ -119,8 +102,8 @@ func setBodyBytes(out *http.Request, data []byte) {
 // transcodedRequest makes the backend request body from client frames in
 // JSON: each message is decompressed (encoding is the client's message
 // encoding), checked, and re-encoded in the binary form.
-func (c *call) transcodedRequest(out *http.Request, body io.Reader, encoding string) *rpcStatus {
-	tr := &transcodeReader{c: c, src: frameReader{r: body, max: c.g.maxMsg, request: true}, encoding: encoding}
+func (c *call) transcodedRequest(out *http.Request, body *bodyWatch, encoding string) *rpcStatus {
+	tr := &transcodeReader{c: c, src: frameReader{r: body, max: c.g.maxMsg, request: true, share: &c.share}, encoding: encoding}
 	if c.route.streamType&connect.StreamTypeClient == 0 {
 		data, err := io.ReadAll(tr)
 		if err != nil {

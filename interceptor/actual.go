@@ -65,9 +65,14 @@ func (h *handler) actual(w http.ResponseWriter, r *http.Request) {
 	case !rt.methods.has(r.Method):
 		reason = ReasonMethod
 	}
+	// A browser-barred procedure never runs for another origin, strict or
+	// not, whatever the origin: its preflight is always refused, but a
+	// request can still arrive without one (a simple request, or after a
+	// preflight granted before the procedure was known to be barred).
+	barred := rt != nil && rt.barred
 	// Whether the call is same-origin matters only to the observer and to
-	// strict refusals; skip the comparison when neither is in play.
-	if h.p.observer != nil || (h.p.strict && reason != ReasonOK) {
+	// refusals; skip the comparison when neither is in play.
+	if h.p.observer != nil || (h.p.strict && reason != ReasonOK) || barred {
 		same := len(origin) == 1 && sameOrigin(origin[0], r.TLS != nil, r.Host)
 		if !same {
 			procedure := ""
@@ -76,12 +81,16 @@ func (h *handler) actual(w http.ResponseWriter, r *http.Request) {
 			}
 			h.p.observe(Verdict{Allowed: reason == ReasonOK, Reason: reason, Procedure: procedure})
 		}
-		if reason != ReasonOK && h.p.strict && !same {
+		if !same && (barred || reason != ReasonOK && h.p.strict) {
 			o := ""
 			if len(origin) > 0 {
 				o = origin[0]
 			}
-			h.p.logRefusal(r.Context(), "corsgate: cross-origin call refused (strict)", reason, o, r.URL.Path, r.Method)
+			msg := "corsgate: cross-origin call refused (strict)"
+			if barred {
+				reason, msg = ReasonBarred, "corsgate: cross-origin call to a browser-barred procedure refused"
+			}
+			h.p.logRefusal(r.Context(), msg, reason, o, r.URL.Path, r.Method)
 			wire.WriteError(w, wire.Classify(r), strictStatuses[reason], nil)
 			return
 		}

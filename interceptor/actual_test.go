@@ -209,6 +209,57 @@ func TestStrict(t *testing.T) {
 	}
 }
 
+// TestBarredProcedureRunsCrossOriginWithoutStrict is the regression test
+// of a browser-barred procedure that ran for another origin: without strict
+// mode its actual request reached the handler (its preflight is refused,
+// but a preflight granted earlier, or none at all, let it through). It is
+// now refused in every mode, whatever the origin; same-origin and
+// non-browser calls still pass.
+func TestBarredProcedureRunsCrossOriginWithoutStrict(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		origin    string // "self" is replaced by the server's own origin
+		wantCode  connect.Code
+		wantCalls int
+	}{
+		{name: "allowed origin denied", origin: appOrigin, wantCode: connect.CodePermissionDenied},
+		{name: "disallowed origin denied", origin: "https://evil.example.net", wantCode: connect.CodePermissionDenied},
+		{name: "same origin passes", origin: "self", wantCalls: 1},
+		{name: "no origin passes", origin: "", wantCalls: 1},
+	}
+	for _, pr := range protocols {
+		if pr.name == "connect-get" {
+			continue // ResetGreetings has no GET
+		}
+		for _, tt := range tests {
+			t.Run(pr.name+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				srv := startGreet(t, mustNew(t, WithAllowedOrigins(appOrigin)), nil)
+				origin := tt.origin
+				if origin == "self" {
+					origin = srv.URL
+				}
+				client, cap := newClient(t, srv.URL, origin, pr)
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+				defer cancel()
+				_, err := client.ResetGreetings(ctx, connect.NewRequest(&greetv1.ResetGreetingsRequest{}))
+				if got := connect.CodeOf(err); err != nil && got != tt.wantCode || err == nil && tt.wantCode != 0 {
+					t.Fatalf("call error = %v (code %v), want code %v", err, got, tt.wantCode)
+				}
+				if tt.wantCode != 0 {
+					if hdr, _ := cap.last(); hdr.Get(hACAO) != "" {
+						t.Errorf("denied response carries ACAO %q", hdr.Get(hACAO))
+					}
+				}
+				if got := len(srv.Calls()); got != tt.wantCalls {
+					t.Errorf("handler saw %d calls, want %d", got, tt.wantCalls)
+				}
+			})
+		}
+	}
+}
+
 // TestUnknownPath: paths not in the table pass to next untouched unless
 // strict and cross-origin.
 func TestUnknownPath(t *testing.T) {

@@ -15,6 +15,7 @@ const (
 	OptionExposedHeaders = "WithExposedHeaders"
 	OptionCredentials    = "WithCredentials"
 	OptionMaxAge         = "WithMaxAge"
+	OptionMaxMessageSize = "WithMaxMessageSize"
 )
 
 // optionNouns is how messages speak of an option's values.
@@ -24,6 +25,7 @@ var optionNouns = map[string]string{
 	OptionExposedHeaders: "exposed header",
 	OptionCredentials:    "credentials",
 	OptionMaxAge:         "max-age",
+	OptionMaxMessageSize: "max message size",
 }
 
 // ConfigError is the error [New] (and [CheckMaxAge]) returns for an option

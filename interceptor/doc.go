@@ -47,7 +47,8 @@
 //     "*" in [WithAllowedHeaders] never covers Authorization.
 //   - A refused preflight gets 403 without any CORS header, and a debug log
 //     line naming the failed check. Procedures marked browser_barred are
-//     always refused.
+//     always refused, their cross-origin actual requests too
+//     (PERMISSION_DENIED), strict mode or not.
 //   - CORS headers the wrapped handler sets itself are dropped, so a response
 //     never carries two Access-Control-Allow-Origin values.
 //   - CORS only tells browsers which responses a script may read; it does not

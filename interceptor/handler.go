@@ -40,7 +40,9 @@ type handler struct {
 // CORS headers before next runs, and CORS headers next sets itself are
 // dropped; actual requests to other paths pass to next untouched, unless the
 // policy is strict and the request is cross-origin, in which case they are
-// refused with PERMISSION_DENIED like disallowed origins. The handler is safe
+// refused with PERMISSION_DENIED like disallowed origins. Cross-origin
+// requests to a browser-barred procedure are refused with PERMISSION_DENIED
+// in every mode. The handler is safe
 // for concurrent use. A nil t holds no procedure; a nil next answers 404.
 func (p *Policy) Handler(t *Table, next http.Handler) http.Handler {
 	if t == nil {

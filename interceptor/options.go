@@ -13,6 +13,10 @@ const DefaultMaxAge = 7200 * time.Second
 // honours. Longer values would be cut by every browser.
 const MaxMaxAge = 86400 * time.Second
 
+// DefaultMaxMessageSize is the message size bound a [Policy] has when
+// [WithMaxMessageSize] is not given: 4 MiB, gRPC's default receive limit.
+const DefaultMaxMessageSize = 4 << 20
+
 // An Option configures a [Policy]. Options are applied in order after the
 // defaults; later options add to list-valued settings and replace the others.
 type Option interface{ apply(*config) }
@@ -31,6 +35,7 @@ type config struct {
 	exposedHeaders []string
 	privateNetwork bool
 	strict         bool
+	maxMessageSize int
 	logger         *slog.Logger
 	observer       func(Verdict)
 }
@@ -43,6 +48,7 @@ func defaultOptions() []Option {
 		WithCredentials(false),
 		WithPrivateNetwork(false),
 		WithStrict(false),
+		WithMaxMessageSize(DefaultMaxMessageSize),
 	}
 }
 
@@ -117,6 +123,20 @@ func WithPrivateNetwork(allow bool) Option {
 	return optionFunc(func(c *config) { c.privateNetwork = allow })
 }
 
+// WithMaxMessageSize sets the largest request message, in bytes, of the
+// drop-in entry points. connect-go reads messages of any size unless told
+// otherwise: the handler constructors protoc-gen-corsgate generates pass
+// connect.WithReadMaxBytes([Policy.MaxMessageSize]) to connect-go, and
+// handlers given to [Policy.Wrap] should be built with it too. The gRPC-Web
+// text translation of [Policy.Wrap], [Policy.WrapService],
+// [Policy.WrapFiles] and [Policy.WrapTable] refuses a base64 body longer
+// than twice the base64 length of one such message (whitespace and
+// per-chunk padding allowed) with RESOURCE_EXHAUSTED. Default
+// [DefaultMaxMessageSize]; zero or negative is refused by [New].
+func WithMaxMessageSize(n int) Option {
+	return optionFunc(func(c *config) { c.maxMessageSize = n })
+}
+
 // WithStrict sets strict mode. In strict mode a cross-origin actual request
 // that CORS would not allow (origin not allowed, unknown or browser-barred
 // procedure, method not allowed) is answered with PERMISSION_DENIED in the
@@ -127,7 +147,9 @@ func WithPrivateNetwork(allow bool) Option {
 // protocol; other clients decode the code. Same-origin requests (no
 // Origin header, or an Origin equal to the request's own scheme and host) are
 // never affected. Default false: such requests reach the handler, but their
-// responses carry no CORS headers, so the browser hides them from the script.
+// responses carry no CORS headers, so the browser hides them from the script;
+// only cross-origin requests to browser-barred procedures are refused in
+// either mode.
 func WithStrict(strict bool) Option {
 	return optionFunc(func(c *config) { c.strict = strict })
 }

@@ -31,11 +31,22 @@ type originMatcher struct {
 type originPattern struct {
 	prefix string // "https://"
 	suffix string // ".example.com" or ".example.com:8443"
+	// hostSuffix is the length of the suffix's host part (".example.com").
+	hostSuffix int
 }
+
+// DNS limits on what a browser can send as a host: a label is 1 to 63
+// bytes, a name at most 253.
+const (
+	maxLabelLen = 63
+	maxHostLen  = 253
+)
 
 // matches reports whether origin is scheme://<one or more labels><suffix>.
 // It checks every byte of the subdomain part, so a match is a valid
-// serialized origin: callers need not validate origin first.
+// serialized origin: callers need not validate origin first. Labels a
+// browser cannot send (over 63 bytes, starting or ending with "-") and
+// hosts over 253 bytes do not match.
 func (p originPattern) matches(origin string) bool {
 	if len(origin) <= len(p.prefix)+len(p.suffix) ||
 		origin[:len(p.prefix)] != p.prefix ||
@@ -46,20 +57,32 @@ func (p originPattern) matches(origin string) bool {
 	// sub is the subdomain part: host labels only, no port, no brackets,
 	// no empty label. The suffix starts with "." so "evilexample.com" never
 	// reaches this point for ".example.com".
-	if sub[0] == '.' || sub[len(sub)-1] == '.' {
+	if len(sub)+p.hostSuffix > maxHostLen {
 		return false
 	}
-	for i := 0; i < len(sub); i++ {
-		c := sub[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
-		case c == '.':
-			if sub[i-1] == '.' {
+	return validLabels(sub)
+}
+
+// validLabels reports whether host is dot-separated labels of lowercase
+// letters, digits, "-" and "_", each 1 to 63 bytes and neither starting
+// nor ending with "-".
+func validLabels(host string) bool {
+	start := 0
+	for i := 0; i <= len(host); i++ {
+		if i < len(host) {
+			c := host[i]
+			switch {
+			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+				continue
+			case c != '.':
 				return false
 			}
-		default:
+		}
+		label := host[start:i]
+		if label == "" || len(label) > maxLabelLen || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}
+		start = i + 1
 	}
 	return true
 }
@@ -156,20 +179,8 @@ func validRequestOrigin(s string) bool {
 				return false
 			}
 		}
-		if host == "" || host[0] == '.' || host[len(host)-1] == '.' {
+		if len(host) > maxHostLen || !validLabels(host) {
 			return false
-		}
-		for j := 0; j < len(host); j++ {
-			c := host[j]
-			switch {
-			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
-			case c == '.':
-				if host[j-1] == '.' {
-					return false
-				}
-			default:
-				return false
-			}
 		}
 	}
 	return validPort(s[:i], port)
@@ -419,7 +430,7 @@ func parsePattern(o, scheme, host, port string) (*originPattern, error) {
 	if port != "" {
 		suffix += ":" + port
 	}
-	return &originPattern{prefix: scheme + "://", suffix: suffix}, nil
+	return &originPattern{prefix: scheme + "://", suffix: suffix, hostSuffix: 1 + len(base)}, nil
 }
 
 // sameOrigin reports whether origin equals the request's own scheme and host

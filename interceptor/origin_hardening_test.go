@@ -71,7 +71,8 @@ func hardParseRefOrigin(tb testing.TB, s string) hardRefOrigin {
 // (lowercase scheme://host[:port], no default port, nothing else) whose
 // scheme, host and port equal a configured origin's, or whose host is one or
 // more DNS labels followed by ".base" of a pattern with the same scheme and
-// port.
+// port, labels a browser can send: 1 to 63 bytes, not starting or ending
+// with "-", in a host of at most 253 bytes.
 func hardReferenceAllows(allowed []hardRefOrigin, origin string) bool {
 	if !hardSerializedOrigin(origin) {
 		return false
@@ -92,12 +93,13 @@ func hardReferenceAllows(allowed []hardRefOrigin, origin string) bool {
 			continue
 		}
 		sub, ok := strings.CutSuffix(host, "."+a.host)
-		if !ok || sub == "" {
+		if !ok || sub == "" || len(host) > 253 {
 			continue
 		}
 		good := true
 		for _, label := range strings.Split(sub, ".") {
-			if label == "" || strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") ||
+				strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
 				good = false
 			}
 		}

@@ -1,6 +1,7 @@
 package interceptor
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ func TestNewRefuses(t *testing.T) {
 		opts []Option
 		want []string // substrings of the error
 	}{
+		{name: "zero message size", opts: []Option{WithMaxMessageSize(0)}, want: []string{"WithMaxMessageSize(0)", "more than 0"}},
 		{name: "star with credentials", opts: []Option{WithAllowedOrigins("*"), WithCredentials(true)}, want: []string{`"*"`, "credentials"}},
 		{name: "null", opts: []Option{WithAllowedOrigins("null")}, want: []string{`"null"`, "remove it"}},
 		{name: "NULL any case", opts: []Option{WithAllowedOrigins("NULL")}, want: []string{`"NULL"`}},
@@ -204,6 +206,53 @@ func TestSameOrigin(t *testing.T) {
 // FuzzOriginMatch checks the matcher against a plain reference: an exact
 // origin matches only itself, a pattern only scheme://<labels>.base, and
 // nothing matches "null" or a string that is not an origin.
+// TestPatternMatchesHostsNoBrowserSends is the regression test of an origin
+// pattern that granted hosts no browser can send: "https://*.example.org"
+// matched a 60 000-byte label and the label "-". Labels over 63 bytes,
+// labels starting or ending with "-" and hosts over 253 bytes are refused,
+// by patterns and by "*" or an origin function alike.
+func TestPatternMatchesHostsNoBrowserSends(t *testing.T) {
+	t.Parallel()
+	label63 := strings.Repeat("a", 63)
+	// 3 labels of 63 and one of 49, then ".example.org" (12): 253 bytes.
+	longest := label63 + "." + label63 + "." + label63 + "." + strings.Repeat("b", 49)
+	tests := []struct {
+		origin string
+		want   bool
+	}{
+		{origin: "https://" + strings.Repeat("a", 60000) + ".example.org", want: false},
+		{origin: "https://" + strings.Repeat("a", 64) + ".example.org", want: false},
+		{origin: "https://-.example.org", want: false},
+		{origin: "https://-app.example.org", want: false},
+		{origin: "https://app-.example.org", want: false},
+		{origin: "https://a.-.example.org", want: false},
+		{origin: "https://" + longest + "b.example.org", want: false}, // 254 bytes
+		{origin: "https://" + label63 + ".example.org", want: true},
+		{origin: "https://" + longest + ".example.org", want: true},
+		{origin: "https://my-app.example.org", want: true},
+		{origin: "https://xn--bcher-kva.example.org", want: true},
+	}
+	pattern := mustNew(t, WithAllowedOrigins("https://*.example.org"))
+	star := mustNew(t, WithAllowedOrigins("*"))
+	fn := mustNew(t, WithOriginFunc(func(string) bool { return true }))
+	for _, tt := range tests {
+		for name, p := range map[string]*Policy{"pattern": pattern, "star": star, "func": fn} {
+			got, _ := p.origins.match(tt.origin)
+			if (got != originRefused) != tt.want {
+				t.Errorf("%s: match(%q) = %v, want allowed %v", name, shortOrigin(tt.origin), got, tt.want)
+			}
+		}
+	}
+}
+
+// shortOrigin keeps long test origins readable in messages.
+func shortOrigin(s string) string {
+	if len(s) > 80 {
+		return s[:60] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+	}
+	return s
+}
+
 func FuzzOriginMatch(f *testing.F) {
 	for _, s := range []string{
 		"https://app.example.com", "https://a.example.com", "https://example.com.evil.com",
@@ -242,11 +291,11 @@ func referencePatternMatch(origin, scheme, suffix string) bool {
 		return false
 	}
 	sub, ok := strings.CutSuffix(rest, suffix)
-	if !ok || sub == "" {
+	if !ok || sub == "" || len(sub)+len(suffix) > 253 {
 		return false
 	}
 	for _, label := range strings.Split(sub, ".") {
-		if label == "" {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}
 		for _, c := range label {

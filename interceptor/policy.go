@@ -17,6 +17,7 @@ type Policy struct {
 	credentials    bool
 	strict         bool
 	privateNetwork bool
+	maxMessageSize int
 	logger         *slog.Logger
 	observer       func(Verdict)
 
@@ -60,7 +61,8 @@ const (
 // could match hosts of somebody else, an empty or malformed header name, and
 // a max-age that is negative or above [MaxMaxAge]. Defaults: no origin
 // allowed, no credentials, max-age [DefaultMaxAge], no private network
-// access, not strict, logging to [slog.Default].
+// access, not strict, messages up to [DefaultMaxMessageSize], logging to
+// [slog.Default].
 func New(opts ...Option) (*Policy, error) {
 	var c config
 	for _, o := range defaultOptions() {
@@ -80,8 +82,13 @@ func New(opts ...Option) (*Policy, error) {
 		credentials:    c.credentials,
 		strict:         c.strict,
 		privateNetwork: c.privateNetwork,
+		maxMessageSize: c.maxMessageSize,
 		logger:         c.logger,
 		observer:       c.observer,
+	}
+	if c.maxMessageSize <= 0 {
+		return nil, &ConfigError{Option: OptionMaxMessageSize, Value: strconv.Itoa(c.maxMessageSize),
+			Reason: "must be more than 0 bytes", Fix: "the default is " + strconv.Itoa(DefaultMaxMessageSize) + " (4 MiB)"}
 	}
 	if err := CheckMaxAge(c.maxAge); err != nil {
 		return nil, err
@@ -144,3 +151,8 @@ func (p *Policy) observe(v Verdict) {
 		p.observer(v)
 	}
 }
+
+// MaxMessageSize returns the largest request message the policy's drop-in
+// entry points accept (see [WithMaxMessageSize]): pass it to connect-go as
+// connect.WithReadMaxBytes(policy.MaxMessageSize()).
+func (p *Policy) MaxMessageSize() int { return p.maxMessageSize }

@@ -35,7 +35,8 @@ type Procedure struct {
 	// it is and as "Trailer-<name>".
 	ResponseTrailers []string `json:"response-trailers,omitempty"`
 	// BrowserBarred keeps the procedure away from browsers: its preflights
-	// are always refused.
+	// are always refused, and so are its cross-origin actual requests, with
+	// PERMISSION_DENIED, strict mode or not.
 	BrowserBarred bool `json:"browser-barred,omitempty"`
 }
 

@@ -1,9 +1,11 @@
 package interceptor
 
 import (
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -35,21 +37,30 @@ var (
 )
 
 // withGRPCWebText returns next serving gRPC-Web text requests as binary
-// ones (nil stays nil).
-func withGRPCWebText(next http.Handler) http.Handler {
+// ones (nil stays nil), their bodies bounded by maxMessage (see
+// [textBodyLimit]).
+func withGRPCWebText(next http.Handler, maxMessage int) http.Handler {
 	if next == nil {
 		return nil
 	}
-	return textHandler{next: next}
+	return textHandler{next: next, limit: textBodyLimit(maxMessage)}
 }
 
 type textHandler struct {
-	next http.Handler
+	next  http.Handler
+	limit int64
+}
+
+// textBodyLimit bounds a gRPC-Web text request body: twice the base64
+// length of one frame of maxMessage bytes, room for whitespace and for the
+// padding of every chunk a client encodes on its own.
+func textBodyLimit(maxMessage int) int64 {
+	return 2 * int64(base64.StdEncoding.EncodedLen(maxMessage+5))
 }
 
 func (h textHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isGRPCWebText(r) {
-		serveText(h.next, w, r)
+		serveText(h.next, w, r, h.limit)
 		return
 	}
 	h.next.ServeHTTP(w, r)
@@ -64,7 +75,7 @@ func isGRPCWebText(r *http.Request) bool {
 }
 
 // serveText runs next on a binary gRPC-Web version of the text request r.
-func serveText(next http.Handler, w http.ResponseWriter, r *http.Request) {
+func serveText(next http.Handler, w http.ResponseWriter, r *http.Request, limit int64) {
 	r2 := r.Clone(r.Context())
 	r2.Header["Content-Type"] = valueGRPCWebProto
 	if a := r2.Header["Accept"]; len(a) > 0 {
@@ -73,7 +84,7 @@ func serveText(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	// The decoded body is shorter than the one announced.
 	delete(r2.Header, "Content-Length")
 	r2.ContentLength = -1
-	r2.Body = &textBody{r: grpcwebtext.NewReader(r.Body), c: r.Body}
+	r2.Body = &textBody{r: grpcwebtext.NewReader(&limitedBody{r: r.Body, max: limit}), c: r.Body}
 	r2.GetBody = nil
 	tw := &textWriter{ResponseWriter: w}
 	tw.enc = grpcwebtext.NewEncoder(w)
@@ -109,6 +120,27 @@ func (b *textBody) Read(p []byte) (int, error) {
 }
 
 func (b *textBody) Close() error { return b.c.Close() }
+
+// limitedBody fails a raw body longer than max bytes with
+// RESOURCE_EXHAUSTED, which connect-go answers with that code.
+type limitedBody struct {
+	r    io.Reader
+	max  int64
+	read int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if left := b.max - b.read; int64(len(p)) > left {
+		p = p[:left+1] // one byte more tells a longer body from one that ends here
+	}
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	if b.read > b.max {
+		return 0, connect.NewError(connect.CodeResourceExhausted, errors.New("gRPC-Web text body is larger than the limit of "+
+			strconv.FormatInt(b.max, 10)+" bytes"))
+	}
+	return n, err
+}
 
 // textWriter turns a binary gRPC-Web response into a text one: Content-Type
 // application/grpc-web-text+proto and the body in base64, complete 3-byte

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"connectrpc.com/connect"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -469,7 +470,7 @@ func TestGRPCWebTextWriter(t *testing.T) {
 					}
 					_, _ = w.Write([]byte(s))
 				}
-			}))
+			}), DefaultMaxMessageSize)
 			req := httptest.NewRequest(http.MethodPost, "/greet.v1.GreetService/Greet", strings.NewReader(""))
 			req.Header.Set("Content-Type", "application/grpc-web-text+proto")
 			rec := httptest.NewRecorder()
@@ -482,6 +483,50 @@ func TestGRPCWebTextWriter(t *testing.T) {
 			}
 			if rec.Flushed != tt.wantFlushed {
 				t.Errorf("flushed = %v, want %v", rec.Flushed, tt.wantFlushed)
+			}
+		})
+	}
+}
+
+// TestGRPCWebTextBodyUnbounded is the regression test of the drop-in
+// translation reading a gRPC-Web text body of any length: the raw body is
+// now bounded by twice the base64 length of one largest message
+// (WithMaxMessageSize), whitespace included, and a longer one reads as
+// RESOURCE_EXHAUSTED.
+func TestGRPCWebTextBodyUnbounded(t *testing.T) {
+	t.Parallel()
+	const limit = 1024
+	tests := []struct {
+		name    string
+		body    string
+		wantErr bool
+	}{
+		{name: "base64 over the limit", body: b64(make([]byte, 1<<20)), wantErr: true},
+		{name: "whitespace over the limit", body: strings.Repeat(" ", 1<<20), wantErr: true},
+		{name: "one message at the limit", body: b64(append([]byte{0, 0, 0, 4, 0}, make([]byte, limit)...))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var n int64
+			var readErr error
+			h := withGRPCWebText(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n, readErr = io.Copy(io.Discard, r.Body)
+			}), limit)
+			req := httptest.NewRequest(http.MethodPost, "/greet.v1.GreetService/Greet", strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", ctGRPCWebTextPrefix)
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			if !tt.wantErr {
+				if readErr != nil {
+					t.Errorf("read %d bytes, error %v; want the whole body", n, readErr)
+				}
+				return
+			}
+			if connect.CodeOf(readErr) != connect.CodeResourceExhausted {
+				t.Errorf("read %d decoded bytes, error %v; want resource_exhausted", n, readErr)
+			}
+			if n > 2*limit {
+				t.Errorf("read %d decoded bytes of a body bounded to one message of %d", n, limit)
 			}
 		})
 	}

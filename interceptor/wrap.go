@@ -76,7 +76,7 @@ func (p *Policy) WrapService(sd protoreflect.ServiceDescriptor, h http.Handler) 
 	if err != nil {
 		return nil, err
 	}
-	return p.Handler(t, withGRPCWebText(h)), nil
+	return p.Handler(t, withGRPCWebText(h, p.maxMessageSize)), nil
 }
 
 // WrapFiles wraps h with the policy for every service in files (for example
@@ -97,7 +97,7 @@ func (p *Policy) WrapFiles(files *protoregistry.Files, h http.Handler) (http.Han
 	if err != nil {
 		return nil, err
 	}
-	return p.Handler(t, withGRPCWebText(h)), nil
+	return p.Handler(t, withGRPCWebText(h, p.maxMessageSize)), nil
 }
 
 // WrapTable wraps a connect-go handler h with the policy for the procedures
@@ -106,5 +106,5 @@ func (p *Policy) WrapFiles(files *protoregistry.Files, h http.Handler) (http.Han
 // [Policy.Handler] instead for handlers that serve gRPC-Web text themselves
 // (a gateway, improbable's wrapper).
 func (p *Policy) WrapTable(t *Table, h http.Handler) http.Handler {
-	return p.Handler(t, withGRPCWebText(h))
+	return p.Handler(t, withGRPCWebText(h, p.maxMessageSize))
 }

@@ -14,11 +14,14 @@ import (
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
 	"github.com/corsgate/corsgate/example/web"
 	"github.com/corsgate/corsgate/gen/greet/v1/greetv1connect"
+	"github.com/corsgate/corsgate/interceptor"
 	"github.com/corsgate/corsgate/internal/cliflags"
+	"github.com/corsgate/corsgate/internal/config"
 	"github.com/corsgate/corsgate/internal/greetsvc"
 )
 
@@ -35,9 +38,10 @@ const (
 
 // demoFlags are the flags of corsgate demo.
 type demoFlags struct {
-	cors      cliflags.CORS
-	listen    string
-	webListen string
+	cors           cliflags.CORS
+	listen         string
+	webListen      string
+	maxMessageSize int
 }
 
 func newDemoCmd() *cobra.Command {
@@ -66,6 +70,7 @@ origin tells the page the API's URL.`,
 	fs := cmd.Flags()
 	fs.StringVar(&f.listen, "listen", defaultDemoListen, "address of the API origin (host:port)")
 	fs.StringVar(&f.webListen, "web-listen", defaultDemoWebListen, "address of the web page's origin (host:port); this origin is allowed by default")
+	fs.IntVar(&f.maxMessageSize, "max-message-size", interceptor.DefaultMaxMessageSize, "largest request message in bytes, decompressed; larger ones fail with RESOURCE_EXHAUSTED")
 	f.cors.Register(fs)
 	return cmd
 }
@@ -81,6 +86,9 @@ func runDemo(ctx context.Context, f *demoFlags, stdout, stderr io.Writer) error 
 	}
 	if _, _, err := net.SplitHostPort(f.webListen); err != nil {
 		return cliflags.Usagef("--web-listen %q: %w", f.webListen, err)
+	}
+	if f.maxMessageSize <= 0 || f.maxMessageSize > config.MaxMessageSize {
+		return cliflags.Usagef("--max-message-size %d: must be between 1 and %d", f.maxMessageSize, config.MaxMessageSize)
 	}
 	// Refuse a bad policy before taking the ports; the page's origin, added
 	// once the ports are known, is always valid.
@@ -101,10 +109,11 @@ func runDemo(ctx context.Context, f *demoFlags, stdout, stderr io.Writer) error 
 	apiURL, _ := originsOf(f.listen, apiLn.Addr())
 	webURL, webOrigins := originsOf(f.webListen, webLn.Addr())
 	d, err := newDemo(demoConfig{
-		CORS:       f.cors,
-		WebOrigins: webOrigins,
-		APIURL:     apiURL,
-		Logger:     log,
+		CORS:           f.cors,
+		MaxMessageSize: f.maxMessageSize,
+		WebOrigins:     webOrigins,
+		APIURL:         apiURL,
+		Logger:         log,
 	})
 	if err != nil {
 		return err
@@ -156,6 +165,9 @@ type demoConfig struct {
 	APIURL string
 	// Logger receives the interceptor's and the servers' logs.
 	Logger *slog.Logger
+	// MaxMessageSize bounds request messages; zero means
+	// interceptor.DefaultMaxMessageSize.
+	MaxMessageSize int
 }
 
 // demo is corsgate demo's pair of handlers.
@@ -180,7 +192,11 @@ func newDemo(cfg demoConfig) (*demo, error) {
 	if !slices.Contains(c.AllowOrigins, "*") {
 		c.AllowOrigins = append(slices.Clone(c.AllowOrigins), cfg.WebOrigins...)
 	}
-	policy, err := c.Policy(log)
+	var opts []interceptor.Option
+	if cfg.MaxMessageSize > 0 {
+		opts = append(opts, interceptor.WithMaxMessageSize(cfg.MaxMessageSize))
+	}
+	policy, err := c.Policy(log, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +204,9 @@ func newDemo(cfg demoConfig) (*demo, error) {
 	calls := &callLog{max: demoCallsKept}
 	svc := greetsvc.NewConnect(&greetsvc.Greeter{Record: calls.add})
 	api := http.NewServeMux()
-	api.Handle(policy.Wrap(greetv1connect.NewGreetServiceHandler(svc)))
+	// connect-go reads messages of any size unless told: bound them, the
+	// decompressed size included.
+	api.Handle(policy.Wrap(greetv1connect.NewGreetServiceHandler(svc, connect.WithReadMaxBytes(policy.MaxMessageSize()))))
 	api.Handle("GET /debug/calls", calls)
 
 	pageConfig, err := json.Marshal(struct {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +17,7 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
 	"github.com/corsgate/corsgate/gen/greet/v1/greetv1connect"
@@ -640,5 +644,66 @@ func TestNewDemoRefusesPolicy(t *testing.T) {
 	_, err := newDemo(demoConfig{CORS: cliflags.CORS{AllowOrigins: []string{"*"}, AllowCredentials: true}})
 	if !cliflags.IsUsage(err) {
 		t.Errorf("newDemo(* with credentials) error = %v, want a UsageError", err)
+	}
+}
+
+// TestDemoMessageSizeUnbounded is the regression test of the demo's
+// missing message size limit: a small gzip body expanding to 1 GB grew it
+// to 7 GB. A message over the limit, compressed or not, is now
+// RESOURCE_EXHAUSTED, in Connect and in gRPC-Web text (whose base64 body the
+// interceptor bounds itself).
+func TestDemoMessageSizeUnbounded(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	d, err := newDemo(demoConfig{WebOrigins: []string{"http://page.test:8081"}, MaxMessageSize: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(d.APIHandler)
+	t.Cleanup(api.Close)
+
+	msg, err := proto.Marshal(&greetv1.GreetRequest{Name: strings.Repeat("z", 16<<20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(msg)
+	_ = zw.Close()
+	if gz.Len() > limit {
+		t.Fatalf("compressed body of %d bytes, want it under the limit", gz.Len())
+	}
+	req, err := http.NewRequest(http.MethodPost, api.URL+greetv1connect.GreetServiceGreetProcedure, bytes.NewReader(gz.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/proto")
+	req.Header.Set("Content-Encoding", "gzip")
+	res, err := api.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !bytes.Contains(body, []byte(`"resource_exhausted"`)) {
+		t.Errorf("gzip body expanding to 16 MiB: HTTP %d, %.100q; want resource_exhausted", res.StatusCode, body)
+	}
+
+	// gRPC-Web text: a base64 body far over the limit.
+	text := base64.StdEncoding.EncodeToString(append([]byte{0, 0, 0x10, 0, 0}, make([]byte, 1<<20)...))
+	req, err = http.NewRequest(http.MethodPost, api.URL+greetv1connect.GreetServiceGreetProcedure, strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/grpc-web-text")
+	res, err = api.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	raw, _ := base64.StdEncoding.DecodeString(string(body))
+	if st := res.Header.Get("Grpc-Status"); st != "8" && !bytes.Contains(raw, []byte("grpc-status: 8")) {
+		t.Errorf("gRPC-Web text body of 1 MiB: grpc-status %q, body %.100q; want 8 (RESOURCE_EXHAUSTED)", st, raw)
 	}
 }

@@ -61,6 +61,7 @@ type serveConfig struct {
 	descriptors       string
 	configPath        string
 	maxMessageSize    int
+	maxRequestBuffer  int64
 	metricsListen     string
 	shutdownGrace     time.Duration
 	// services are the config file's per-procedure rules, nil without.
@@ -120,6 +121,7 @@ command line win.`,
 	fs.StringVar(&cfg.descriptors, "descriptors", "", "buf image or binary FileDescriptorSet of the backend's services; default: server reflection")
 	fs.StringVar(&cfg.configPath, "config", "", "YAML config file; keys are these flags' names, flags given here win")
 	fs.IntVar(&cfg.maxMessageSize, "max-message-size", gateway.DefaultMaxMessageSize, "largest message in bytes, either direction; larger ones fail with RESOURCE_EXHAUSTED")
+	fs.Int64Var(&cfg.maxRequestBuffer, "max-request-buffer", gateway.DefaultMaxRequestBuffer, "most request bytes buffered at once over all calls; past it calls fail with RESOURCE_EXHAUSTED (at least --max-message-size + 5)")
 	fs.StringVar(&cfg.metricsListen, "metrics-listen", "", "address to serve Prometheus /metrics on (host:port); default: none")
 	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", defaultShutdownGrace, "at shutdown, how long calls in flight may take before they are canceled")
 	cfg.cors.Register(fs)
@@ -201,14 +203,15 @@ func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
 		return nil, err
 	}
 	gwCfg := gateway.Config{
-		Backend:        cfg.backend,
-		BackendTLS:     backendTLS,
-		Files:          files,
-		Policy:         policy,
-		Services:       cfg.services,
-		MaxMessageSize: cfg.maxMessageSize,
-		Logger:         log,
-		Metrics:        metrics,
+		Backend:          cfg.backend,
+		BackendTLS:       backendTLS,
+		Files:            files,
+		Policy:           policy,
+		Services:         cfg.services,
+		MaxMessageSize:   cfg.maxMessageSize,
+		MaxRequestBuffer: cfg.maxRequestBuffer,
+		Logger:           log,
+		Metrics:          metrics,
 	}
 	if s.gw, err = gateway.New(gwCfg); err != nil {
 		var ce *gateway.ConfigError
@@ -254,6 +257,8 @@ func configKey(field string) string {
 		return "--backend"
 	case "MaxMessageSize":
 		return "--max-message-size"
+	case "MaxRequestBuffer":
+		return "--max-request-buffer"
 	case "Files":
 		return "--descriptors"
 	case "Services":
@@ -270,6 +275,8 @@ func (c *serveConfig) validate() error {
 		return cliflags.Usagef("--tls-cert and --tls-key go together")
 	case c.maxMessageSize <= 0 || c.maxMessageSize > config.MaxMessageSize:
 		return cliflags.Usagef("--max-message-size %d: must be between 1 and %d", c.maxMessageSize, config.MaxMessageSize)
+	case c.maxRequestBuffer <= 0 || c.maxRequestBuffer > config.MaxRequestBuffer:
+		return cliflags.Usagef("--max-request-buffer %d: must be between 1 and %d", c.maxRequestBuffer, int64(config.MaxRequestBuffer))
 	case c.shutdownGrace < 0 || c.shutdownGrace > config.MaxShutdownGrace:
 		return cliflags.Usagef("--shutdown-grace %v: must be between 0 and %v", c.shutdownGrace, config.MaxShutdownGrace)
 	}

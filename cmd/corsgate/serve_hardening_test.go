@@ -91,6 +91,8 @@ func hardServeConfig(backend string) *serveConfig {
 		backend:        backend,
 		maxMessageSize: 4 << 20,
 		shutdownGrace:  defaultShutdownGrace,
+		// Set apart: the flag's default.
+		maxRequestBuffer: 128 << 20,
 	}
 }
 

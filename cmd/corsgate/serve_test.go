@@ -198,6 +198,8 @@ func TestServeUsageErrors(t *testing.T) {
 		{name: "backend scheme", args: []string{"--backend", "ftp://localhost:1"}, want: "--backend"},
 		{name: "cert without key", args: []string{"--backend", "127.0.0.1:1", "--tls-cert", "c.pem"}, want: "--tls-cert and --tls-key"},
 		{name: "message size", args: []string{"--backend", "127.0.0.1:1", "--max-message-size", "0"}, want: "--max-message-size"},
+		{name: "request buffer", args: []string{"--backend", "127.0.0.1:1", "--max-request-buffer", "0"}, want: "--max-request-buffer"},
+		{name: "request buffer under message size", args: []string{"--backend", "127.0.0.1:1", "--max-request-buffer", "1000"}, want: "--max-request-buffer"},
 		{name: "listen", args: []string{"--backend", "127.0.0.1:1", "--listen", "nope"}, want: "--listen"},
 		{name: "unknown flag", args: []string{"--backend", "127.0.0.1:1", "--nope"}, want: "--nope"},
 		{name: "bad origin", args: []string{"--backend", "127.0.0.1:1", "--allow-origin", "null"}, want: "null"},

@@ -150,10 +150,11 @@ var equivalenceRequests = []equivalenceRequest{
 		wantStatus: http.StatusOK, wantACAO: true,
 	},
 	{
+		// Refused with PERMISSION_DENIED (403), strict mode or not.
 		name: "barred actual", method: http.MethodPost, path: greetPrefix + "ResetGreetings",
 		header:     map[string]string{"Origin": exampleOrigin, "Content-Type": "application/json"},
 		body:       `{}`,
-		wantStatus: http.StatusOK, wantACAO: false,
+		wantStatus: http.StatusForbidden, wantACAO: false,
 	},
 	{
 		name: "stream as unary", method: http.MethodPost, path: greetPrefix + "GreetStream",

@@ -108,11 +108,16 @@ func generateGoService(g *protogen.GeneratedFile, pkgName protogen.GoPackageName
 	g.P("//\tmux.Handle(", pkgName, ".", ctorName, "(svc, policy))")
 	g.P("//")
 	g.P("// policy must not be nil. Requests to other paths than the service's reach")
-	g.P("// no handler, so the policy never sees them.")
+	g.P("// no handler, so the policy never sees them. Request messages are bounded")
+	g.P("// by policy.MaxMessageSize() (4 MiB unless [", g.QualifiedGoIdent(interceptorPackage.Ident("WithMaxMessageSize")), "]")
+	g.P("// says otherwise) through [", g.QualifiedGoIdent(connectPackage.Ident("WithReadMaxBytes")), "]; a WithReadMaxBytes in opts")
+	g.P("// replaces that bound.")
+	handlerOption := g.QualifiedGoIdent(connectPackage.Ident("HandlerOption"))
 	g.P("func ", ctorName, "(svc ", g.QualifiedGoIdent(connectPath.Ident(handlerName)),
 		", policy *", g.QualifiedGoIdent(interceptorPackage.Ident("Policy")),
-		", opts ...", g.QualifiedGoIdent(connectPackage.Ident("HandlerOption")),
+		", opts ...", handlerOption,
 		") (string, ", g.QualifiedGoIdent(httpPackage.Ident("Handler")), ") {")
+	g.P("opts = append([]", handlerOption, "{", g.QualifiedGoIdent(connectPackage.Ident("WithReadMaxBytes")), "(policy.MaxMessageSize())}, opts...)")
 	g.P("path, handler := ", connectCtor, "(svc, opts...)")
 	g.P("return path, policy.WrapTable(", g.QualifiedGoIdent(interceptorPackage.Ident("MustNewTable")), "(", tableName, "), handler)")
 	g.P("}")

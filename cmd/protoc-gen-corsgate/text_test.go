@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/base64"
 	"encoding/binary"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
@@ -97,5 +100,52 @@ func TestGeneratedHandlerServesGRPCWebText(t *testing.T) {
 	}
 	if trailer := string(raw[5+n:]); !strings.Contains(trailer, "grpc-status: 0") {
 		t.Errorf("trailer frame %q has no grpc-status: 0", trailer)
+	}
+}
+
+// TestGeneratedHandlerMessageSizeUnbounded is the regression test of the
+// generated constructor building a connect-go handler without a message
+// size limit: a gzip body expanding far past any sane size was read whole.
+// It now passes connect.WithReadMaxBytes(policy.MaxMessageSize()), and an
+// option of the caller's still replaces that bound.
+func TestGeneratedHandlerMessageSizeUnbounded(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	policy, err := interceptor.New(interceptor.WithAllowedOrigins("https://app.example.com"), interceptor.WithMaxMessageSize(limit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := proto.Marshal(&greetv1.GreetRequest{Name: strings.Repeat("z", 4<<20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(msg)
+	_ = zw.Close()
+	call := func(opts ...connect.HandlerOption) string {
+		mux := http.NewServeMux()
+		mux.Handle(greetv1corsgate.NewGreetServiceHandler(greetsvc.NewConnect(nil), policy, opts...))
+		srv := httptest.NewServer(mux)
+		defer srv.Close()
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/greet.v1.GreetService/Greet", bytes.NewReader(gz.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/proto")
+		req.Header.Set("Content-Encoding", "gzip")
+		res, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		_, _ = io.Copy(io.Discard, res.Body)
+		return res.Status
+	}
+	if got := call(); got != "429 Too Many Requests" {
+		t.Errorf("gzip body expanding to 4 MiB, limit 64 KiB: %s, want 429 (resource_exhausted)", got)
+	}
+	if got := call(connect.WithReadMaxBytes(8 << 20)); got != "200 OK" {
+		t.Errorf("with the caller's WithReadMaxBytes(8 MiB): %s, want 200", got)
 	}
 }

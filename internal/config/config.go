@@ -47,6 +47,8 @@ const (
 	MaxMaxAge = interceptor.MaxMaxAge
 	// MaxMessageSize is the largest max-message-size: 1 GiB.
 	MaxMessageSize = 1 << 30
+	// MaxRequestBuffer is the largest max-request-buffer: 64 GiB.
+	MaxRequestBuffer = 64 << 30
 	// MaxShutdownGrace is the largest shutdown-grace: 1h.
 	MaxShutdownGrace = time.Hour
 )
@@ -90,6 +92,9 @@ type File struct {
 	Strict bool `json:"strict,omitempty"`
 	// MaxMessageSize is the largest message in bytes, 1 to [MaxMessageSize].
 	MaxMessageSize int `json:"max-message-size,omitempty"`
+	// MaxRequestBuffer bounds the request bytes buffered at once, over all
+	// calls, 1 to [MaxRequestBuffer] and at least max-message-size + 5.
+	MaxRequestBuffer int64 `json:"max-request-buffer,omitempty"`
 	// MetricsListen is the address of the Prometheus /metrics endpoint.
 	MetricsListen string `json:"metrics-listen,omitempty"`
 	// ShutdownGrace is how long streams get to finish at shutdown, at most

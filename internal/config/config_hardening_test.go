@@ -41,6 +41,7 @@ var hardInvalidValues = map[string][]string{
 		`[{name: a.B, procedures: [{name: "", methods: [POST]}]}]`, `[{name: a.B}, {name: a.B}]`,
 		`[{name: a.B, procedures: [{name: C, request-headers: ["x y"]}]}]`,
 		`[{name: a.B, procedures: [{name: C, response-trailers: ["*"]}]}]`, `[{name: a.B, procedures: [{name: C, metods: [POST]}]}]`},
+	"max-request-buffer": {`0`, `-1`, `68719476737`, `1.5`, `"128MiB"`, `99999999999999999999`},
 }
 
 // hardConfigKeys returns the keys of the config file, from File's json tags.

@@ -33,6 +33,7 @@ func (f *File) validate() error {
 		{key: "expose-header", check: func() error { return checkHeaderNames(f.ExposeHeader, interceptor.WithExposedHeaders) }},
 		{key: "max-age", check: func() error { return cliflags.CheckMaxAge(time.Duration(f.MaxAge)) }},
 		{key: "max-message-size", check: func() error { return checkMessageSize(f.MaxMessageSize) }},
+		{key: "max-request-buffer", check: func() error { return checkRequestBuffer(f.MaxRequestBuffer) }},
 		{key: "shutdown-grace", check: func() error { return checkGrace(time.Duration(f.ShutdownGrace)) }},
 		{key: "log-level", check: func() error { return checkLevel(f.LogLevel) }},
 		{key: "services", check: func() error { return checkServices(f.Services) }},
@@ -233,6 +234,16 @@ func checkMessageSize(n int) error {
 		return fmt.Errorf("%d: must be more than 0 bytes (default 4194304, 4 MiB)", n)
 	case n > MaxMessageSize:
 		return fmt.Errorf("%d bytes is more than %d (1 GiB)", n, MaxMessageSize)
+	}
+	return nil
+}
+
+func checkRequestBuffer(n int64) error {
+	switch {
+	case n <= 0:
+		return fmt.Errorf("%d: must be more than 0 bytes (default 134217728, 128 MiB)", n)
+	case n > MaxRequestBuffer:
+		return fmt.Errorf("%d bytes is more than %d (64 GiB)", n, int64(MaxRequestBuffer))
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package wire
 import (
 	"net/http"
 	"strings"
+
+	"connectrpc.com/connect"
 )
 
 // IsReservedHeader reports whether the canonical header name k belongs to
@@ -64,4 +66,20 @@ func lowerHeaderName(k string) string {
 		return "grpc-status-details-bin"
 	}
 	return strings.ToLower(k)
+}
+
+// OneValue returns the value of the request header name (canonical form),
+// trimmed, or "" when absent. A header sent more than once or as a comma
+// list is refused with INVALID_ARGUMENT: a proxy checks one value, and the
+// server behind it must not act on another (grpc-go, for one, reads the
+// last Grpc-Encoding).
+func OneValue(h http.Header, name string) (string, *Status) {
+	v := h[name]
+	switch {
+	case len(v) == 0:
+		return "", nil
+	case len(v) > 1 || strings.IndexByte(v[0], ',') >= 0:
+		return "", NewStatus(connect.CodeInvalidArgument, "more than one "+strings.ToLower(name)+" value: send one")
+	}
+	return strings.TrimSpace(v[0]), nil
 }

@@ -22,14 +22,14 @@ func Timeout(r *http.Request, p Protocol) (d time.Duration, ok bool, st *Status)
 	default:
 		return 0, false, nil
 	}
-	v := r.Header[name]
-	if len(v) == 0 || v[0] == "" {
-		return 0, false, nil
+	v, st := OneValue(r.Header, name)
+	if st != nil || v == "" {
+		return 0, false, st
 	}
 	if name == "Grpc-Timeout" {
-		d, st = ParseGRPCTimeout(v[0])
+		d, st = ParseGRPCTimeout(v)
 	} else {
-		d, st = ParseConnectTimeout(v[0])
+		d, st = ParseConnectTimeout(v)
 	}
 	if st != nil {
 		return 0, false, st

@@ -66,8 +66,12 @@ var GreetServiceCORS = interceptor.Service{
 //	mux.Handle(greetv1corsgate.NewGreetServiceHandler(svc, policy))
 //
 // policy must not be nil. Requests to other paths than the service's reach
-// no handler, so the policy never sees them.
+// no handler, so the policy never sees them. Request messages are bounded
+// by policy.MaxMessageSize() (4 MiB unless [interceptor.WithMaxMessageSize]
+// says otherwise) through [connect.WithReadMaxBytes]; a WithReadMaxBytes in opts
+// replaces that bound.
 func NewGreetServiceHandler(svc greetv1connect.GreetServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
+	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(policy.MaxMessageSize())}, opts...)
 	path, handler := greetv1connect.NewGreetServiceHandler(svc, opts...)
 	return path, policy.WrapTable(interceptor.MustNewTable(GreetServiceCORS), handler)
 }

@@ -44,8 +44,12 @@ var LedgerServiceCORS = interceptor.Service{
 //	mux.Handle(acmev1corsgate.NewLedgerServiceHandler(svc, policy))
 //
 // policy must not be nil. Requests to other paths than the service's reach
-// no handler, so the policy never sees them.
+// no handler, so the policy never sees them. Request messages are bounded
+// by policy.MaxMessageSize() (4 MiB unless [interceptor.WithMaxMessageSize]
+// says otherwise) through [connect.WithReadMaxBytes]; a WithReadMaxBytes in opts
+// replaces that bound.
 func NewLedgerServiceHandler(svc acmev1connect.LedgerServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
+	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(policy.MaxMessageSize())}, opts...)
 	path, handler := acmev1connect.NewLedgerServiceHandler(svc, opts...)
 	return path, policy.WrapTable(interceptor.MustNewTable(LedgerServiceCORS), handler)
 }
@@ -79,8 +83,12 @@ var NotesServiceCORS = interceptor.Service{
 //	mux.Handle(acmev1corsgate.NewNotesServiceHandler(svc, policy))
 //
 // policy must not be nil. Requests to other paths than the service's reach
-// no handler, so the policy never sees them.
+// no handler, so the policy never sees them. Request messages are bounded
+// by policy.MaxMessageSize() (4 MiB unless [interceptor.WithMaxMessageSize]
+// says otherwise) through [connect.WithReadMaxBytes]; a WithReadMaxBytes in opts
+// replaces that bound.
 func NewNotesServiceHandler(svc acmev1connect.NotesServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
+	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(policy.MaxMessageSize())}, opts...)
 	path, handler := acmev1connect.NewNotesServiceHandler(svc, opts...)
 	return path, policy.WrapTable(interceptor.MustNewTable(NotesServiceCORS), handler)
 }

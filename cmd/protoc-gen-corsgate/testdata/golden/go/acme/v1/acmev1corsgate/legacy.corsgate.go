@@ -43,8 +43,12 @@ var LegacyServiceCORS = interceptor.Service{
 //	mux.Handle(acmev1corsgate.NewLegacyServiceHandler(svc, policy))
 //
 // policy must not be nil. Requests to other paths than the service's reach
-// no handler, so the policy never sees them.
+// no handler, so the policy never sees them. Request messages are bounded
+// by policy.MaxMessageSize() (4 MiB unless [interceptor.WithMaxMessageSize]
+// says otherwise) through [connect.WithReadMaxBytes]; a WithReadMaxBytes in opts
+// replaces that bound.
 func NewLegacyServiceHandler(svc acmev1connect.LegacyServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
+	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(policy.MaxMessageSize())}, opts...)
 	path, handler := acmev1connect.NewLegacyServiceHandler(svc, opts...)
 	return path, policy.WrapTable(interceptor.MustNewTable(LegacyServiceCORS), handler)
 }

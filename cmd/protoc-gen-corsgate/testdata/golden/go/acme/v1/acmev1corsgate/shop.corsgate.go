@@ -64,8 +64,12 @@ var ShopServiceCORS = interceptor.Service{
 //	mux.Handle(acmev1corsgate.NewShopServiceHandler(svc, policy))
 //
 // policy must not be nil. Requests to other paths than the service's reach
-// no handler, so the policy never sees them.
+// no handler, so the policy never sees them. Request messages are bounded
+// by policy.MaxMessageSize() (4 MiB unless [interceptor.WithMaxMessageSize]
+// says otherwise) through [connect.WithReadMaxBytes]; a WithReadMaxBytes in opts
+// replaces that bound.
 func NewShopServiceHandler(svc acmev1connect.ShopServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
+	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(policy.MaxMessageSize())}, opts...)
 	path, handler := acmev1connect.NewShopServiceHandler(svc, opts...)
 	return path, policy.WrapTable(interceptor.MustNewTable(ShopServiceCORS), handler)
 }
@@ -94,8 +98,12 @@ var AuditServiceCORS = interceptor.Service{
 //	mux.Handle(acmev1corsgate.NewAuditServiceHandler(svc, policy))
 //
 // policy must not be nil. Requests to other paths than the service's reach
-// no handler, so the policy never sees them.
+// no handler, so the policy never sees them. Request messages are bounded
+// by policy.MaxMessageSize() (4 MiB unless [interceptor.WithMaxMessageSize]
+// says otherwise) through [connect.WithReadMaxBytes]; a WithReadMaxBytes in opts
+// replaces that bound.
 func NewAuditServiceHandler(svc acmev1connect.AuditServiceHandler, policy *interceptor.Policy, opts ...connect.HandlerOption) (string, http.Handler) {
+	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(policy.MaxMessageSize())}, opts...)
 	path, handler := acmev1connect.NewAuditServiceHandler(svc, opts...)
 	return path, policy.WrapTable(interceptor.MustNewTable(AuditServiceCORS), handler)
 }
