@@ -133,3 +133,20 @@ func hardGRPCWebStatus(tb testing.TB, body []byte, text bool) (messages int, tra
 	}
 	return len(frames) - 1, trailerLines(tb, last.payload)
 }
+
+// grpcWebCode returns the grpc-status of a gRPC-Web answer in either shape
+// the protocol allows: trailers-only (the status in the headers, no body),
+// which the gateway writes for its own errors, or a body ending in a
+// trailers frame.
+func grpcWebCode(tb testing.TB, header http.Header, body []byte, text bool) string {
+	tb.Helper()
+	if len(body) == 0 {
+		code := header.Get("Grpc-Status")
+		if code == "" {
+			tb.Fatal("gRPC-Web answer with no body and no grpc-status header")
+		}
+		return code
+	}
+	_, tr := hardGRPCWebStatus(tb, body, text)
+	return tr["grpc-status"]
+}

@@ -14,7 +14,7 @@ func TestNewRefuses(t *testing.T) {
 		opts []Option
 		want []string // substrings of the error
 	}{
-		{name: "zero message size", opts: []Option{WithMaxMessageSize(0)}, want: []string{"WithMaxMessageSize(0)", "more than 0"}},
+		{name: "zero message size", opts: []Option{WithMaxMessageSize(0)}, want: []string{`max message size "0"`, "more than 0"}},
 		{name: "star with credentials", opts: []Option{WithAllowedOrigins("*"), WithCredentials(true)}, want: []string{`"*"`, "credentials"}},
 		{name: "null", opts: []Option{WithAllowedOrigins("null")}, want: []string{`"null"`, "remove it"}},
 		{name: "NULL any case", opts: []Option{WithAllowedOrigins("NULL")}, want: []string{`"NULL"`}},

@@ -29,7 +29,6 @@ var OptionNames = []OptionName{
 	{Option: interceptor.OptionExposedHeaders, Flag: FlagExposeHeader, Key: "expose-header"},
 	{Option: interceptor.OptionCredentials, Flag: FlagAllowCredentials, Key: "allow-credentials"},
 	{Option: interceptor.OptionMaxAge, Flag: FlagMaxAge, Key: "max-age"},
-	{Option: interceptor.OptionMaxMessageSize, Flag: "max-message-size", Key: "max-message-size"},
 }
 
 func lookupOption(option string) (OptionName, bool) {
