@@ -445,7 +445,10 @@ func (g *Gateway) install(b *backend, files *protoregistry.Files) error {
 	}
 	if rerr != nil {
 		rerr.digest, rerr.generation = digest, g.generation
-		b.routingErr.Store(rerr)
+		prev := b.routingErr.Swap(rerr)
+		if prev != nil && prev.digest == digest && prev.Error() == rerr.Error() {
+			return rerr // the same refusal, reported already
+		}
 		g.metrics.routingError(b.name)
 		g.log.Error("gateway: routing table refused; the last good one keeps serving",
 			"backend", b.name, "key", rerr.Key, "error", rerr.Err)
@@ -485,7 +488,7 @@ func (g *Gateway) addRoutes(st *state, sd protoreflect.ServiceDescriptor, r *rul
 		md := mds.Get(i)
 		path := "/" + string(sd.FullName()) + "/" + string(md.Name())
 		rt := &route{
-			path:   path,
+			path:    path,
 			url:     &url.URL{Scheme: b.scheme, Host: b.authority, Path: path},
 			input:   md.Input(),
 			output:  md.Output(),
