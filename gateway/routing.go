@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/servicepattern"
 )
 
 // Route sends the services it names to one backend, under a CORS policy of
@@ -74,36 +75,6 @@ type rule struct {
 	policy   *interceptor.Policy
 }
 
-// validPattern reports whether p is a service name or a prefix with ".*".
-func validPattern(p string) bool {
-	name := strings.TrimSuffix(p, ".*")
-	return protoreflect.FullName(name).IsValid()
-}
-
-// matchPattern reports whether pattern names the service.
-func matchPattern(pattern, service string) bool {
-	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
-		return strings.HasPrefix(service, prefix)
-	}
-	return service == pattern
-}
-
-// overlap reports whether some service name matches both patterns.
-func overlap(a, b string) bool {
-	pa, wa := strings.CutSuffix(a, "*")
-	pb, wb := strings.CutSuffix(b, "*")
-	switch {
-	case !wa && !wb:
-		return a == b
-	case wa && wb:
-		return strings.HasPrefix(pa, pb) || strings.HasPrefix(pb, pa)
-	case wa:
-		return strings.HasPrefix(b, pa)
-	default:
-		return strings.HasPrefix(a, pb)
-	}
-}
-
 // newRules validates cfg.Routes against the backends.
 func (g *Gateway) newRules(routes []Route) error {
 	type seen struct {
@@ -125,12 +96,12 @@ func (g *Gateway) newRules(routes []Route) error {
 			return &ConfigError{Field: field + ".Services", Err: errors.New(`empty; name services ("greet.v1.GreetService") or packages ("greet.v1.*")`)}
 		}
 		for j, p := range rt.Services {
-			if !validPattern(p) {
+			if !servicepattern.Valid(p) {
 				return &ConfigError{Field: fmt.Sprintf("%s.Services[%d]", field, j),
 					Err: fmt.Errorf(`%q is neither a fully-qualified service name ("greet.v1.GreetService") nor a package prefix ("greet.v1.*")`, p)}
 			}
 			for _, s := range all {
-				if overlap(s.pattern, p) {
+				if servicepattern.Overlap(s.pattern, p) {
 					return &ConfigError{Field: fmt.Sprintf("%s.Services[%d]", field, j),
 						Err: fmt.Errorf("%q claims services %q of %s claims too; a service goes to one route", p, s.pattern, s.route)}
 				}
@@ -159,7 +130,7 @@ func (g *Gateway) backendNames() []string {
 func (g *Gateway) ruleFor(service string) (*rule, int) {
 	for _, r := range g.rules {
 		for i, p := range r.patterns {
-			if matchPattern(p, service) {
+			if servicepattern.Match(p, service) {
 				return r, i
 			}
 		}
