@@ -4,17 +4,20 @@
 // It accepts gRPC-Web (binary application/grpc-web[+proto|+json] and text
 // application/grpc-web-text, base64), Connect (unary POST, unary GET for
 // methods marked NO_SIDE_EFFECTS, and every streaming kind; bidi needs
-// HTTP/2) and gRPC itself, and speaks gRPC to one backend over h2c or TLS
-// through a single long-lived HTTP/2 connection pool. Messages are moved
+// HTTP/2) and gRPC itself, and speaks gRPC to its backends over h2c or TLS
+// through long-lived HTTP/2 connection pools: one backend ([Config.Backend])
+// or several named ones, to which [Route]s send services, each route with
+// a CORS policy of its own ([Config.Backends], [Config.Routes]). Messages are moved
 // frame by frame without decoding them; only the JSON codec is transcoded to
 // and from the binary form the backend expects, using the descriptors.
 //
-// Only procedures present in the backend's descriptors are routed; they come
-// from a file (see [LoadDescriptorFile]) or from the backend's server
+// Only procedures present in the backends' descriptors are routed; they
+// come from a file (see [LoadDescriptorFile]) or from each backend's server
 // reflection, refreshed in the background. CORS is decided by an
-// [interceptor.Policy] from the same descriptors (or from explicit
-// [interceptor.Service] rules), rebuilt and swapped atomically whenever the
-// descriptors change; CORS headers the backend sets are removed.
+// [interceptor.Policy] per route from the same descriptors (or from explicit
+// [interceptor.Service] rules). The routing table (path → route, backend,
+// the route's CORS handler) is rebuilt and swapped atomically whenever a
+// backend's descriptors change; CORS headers the backends set are removed.
 //
 // The gateway also answers /healthz and grpc.health.v1.Health itself.
 //

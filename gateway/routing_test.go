@@ -74,7 +74,6 @@ func originClient(tb testing.TB, h2 bool, origin string) *http.Client {
 	return c
 }
 
-
 // TestRoutedBackends calls two services on two grpc-go backends through one
 // gateway in every protocol, each from the origin its route allows.
 func TestRoutedBackends(t *testing.T) {

@@ -95,7 +95,13 @@ accepting, lets calls finish for --shutdown-grace, then cancels the rest.
 
 --config FILE reads a YAML file whose keys are these flags' names, plus an
 optional services: list of per-procedure CORS rules; flags given on the
-command line win.`,
+command line win. In place of --backend, its backends: section names several
+backends (addresses, TLS, descriptors each) and its routes: section sends
+services to them, each route with CORS settings of its own (see README).
+
+--client-ca verifies client certificates on the TLS listener (--client-auth
+require, the default, or verify-if-given); --backend-cert and --backend-key
+present one to the backend (mutual TLS).`,
 		Example: `  corsgate serve --backend 127.0.0.1:9090 --allow-origin https://app.example.com
   corsgate serve --config corsgate.yaml
   corsgate serve --backend https://api.internal:443 --descriptors image.binpb \

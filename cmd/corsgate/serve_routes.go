@@ -132,4 +132,3 @@ func loadCAs(what, path string) (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
-

@@ -139,7 +139,7 @@ func TestServeRoutedRefused(t *testing.T) {
 	writeDescriptorSet(t, files, greetv1.File_greet_v1_greet_proto)
 	tests := []struct {
 		name, config, want string
-		args           []string
+		args               []string
 	}{
 		{name: "pattern matching no service of a descriptors file", want: `routes[0].services[0]: "greet.v2.*" matches no service of backend greet`,
 			config: "allow-origin: [" + serveOrigin + "]\nbackends: {greet: {addresses: [\"127.0.0.1:1\"], descriptors: " + files + "}}\n" +

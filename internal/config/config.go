@@ -15,6 +15,23 @@
 //	        methods: [GET, POST]
 //	        request-headers: [authorization, x-request-id]
 //
+// In place of backend and its keys, a gateway in front of several backends
+// names them in backends (see [BackendFile]) and sends services to them in
+// routes (see [RouteFile]), each route with CORS keys of its own:
+//
+//	backends:
+//	  greet:
+//	    addresses: [127.0.0.1:9090]
+//	  testing:
+//	    addresses: [127.0.0.1:9190]
+//	    descriptors: testing.binpb
+//	routes:
+//	  - services: ["greet.v1.*"]
+//	    backend: greet
+//	  - services: [grpc.testing.TestService]
+//	    backend: testing
+//	    allow-origin: [https://admin.example.com]
+//
 // [Load] refuses what would fail later: an unknown or misspelt key (keys are
 // case-sensitive, at every level), a duplicate key, a value of the wrong
 // type, and values out of range. Every error is one line that names the key.
