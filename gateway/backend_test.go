@@ -317,12 +317,12 @@ func TestMetrics(t *testing.T) {
 		{code: "invalid_argument", want: 1},
 	}
 	for _, tt := range tests {
-		labels := map[string]string{"procedure": "/greet.v1.GreetService/Greet", "protocol": "grpc_web", "code": tt.code}
+		labels := map[string]string{"procedure": "/greet.v1.GreetService/Greet", "protocol": "grpc_web", "code": tt.code, "backend": gateway.DefaultBackendName}
 		if got := metricValue(t, reg, "corsgate_requests_total", labels); got != tt.want {
 			t.Errorf("corsgate_requests_total%v = %v, want %v", labels, got, tt.want)
 		}
 	}
-	latency := map[string]string{"procedure": "/greet.v1.GreetService/Greet", "protocol": "grpc_web"}
+	latency := map[string]string{"procedure": "/greet.v1.GreetService/Greet", "protocol": "grpc_web", "backend": gateway.DefaultBackendName}
 	if got := metricValue(t, reg, "corsgate_request_duration_seconds", latency); got != 4 {
 		t.Errorf("latency samples = %v, want 4", got)
 	}

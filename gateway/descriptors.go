@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpcreflect"
@@ -43,19 +42,19 @@ func LoadDescriptorFile(path string) (*protoregistry.Files, error) {
 
 // reflectFiles asks the backend's server reflection for every service and
 // the files they need.
-func (g *Gateway) reflectFiles(ctx context.Context) (*protoregistry.Files, error) {
-	client := grpcreflect.NewClient(g.client, g.baseURL, connect.WithGRPC())
+func (b *backend) reflectFiles(ctx context.Context) (*protoregistry.Files, error) {
+	client := grpcreflect.NewClient(b.http, b.baseURL, connect.WithGRPC())
 	stream := client.NewStream(ctx)
 	defer func() { _, _ = stream.Close() }()
 	names, err := stream.ListServices()
 	if err != nil {
-		return nil, fmt.Errorf("gateway: reflection on %s: %w", g.authority, err)
+		return nil, fmt.Errorf("gateway: reflection on %s: %w", b.authority, err)
 	}
 	byName := map[string]*descriptorpb.FileDescriptorProto{}
 	for _, name := range names {
 		fds, err := stream.FileContainingSymbol(name)
 		if err != nil {
-			return nil, fmt.Errorf("gateway: reflection on %s: service %s: %w", g.authority, name, err)
+			return nil, fmt.Errorf("gateway: reflection on %s: service %s: %w", b.authority, name, err)
 		}
 		for _, fd := range fds {
 			byName[fd.GetName()] = fd
@@ -80,13 +79,13 @@ func (g *Gateway) reflectFiles(ctx context.Context) (*protoregistry.Files, error
 			}
 			fds, err := stream.FileByFilename(dep)
 			if err != nil {
-				return nil, fmt.Errorf("gateway: reflection on %s: file %s: %w", g.authority, dep, err)
+				return nil, fmt.Errorf("gateway: reflection on %s: file %s: %w", b.authority, dep, err)
 			}
 			for _, fd := range fds {
 				byName[fd.GetName()] = fd
 			}
 			if _, ok := byName[dep]; !ok {
-				return nil, fmt.Errorf("gateway: reflection on %s: file %s not sent", g.authority, dep)
+				return nil, fmt.Errorf("gateway: reflection on %s: file %s not sent", b.authority, dep)
 			}
 		}
 	}
@@ -96,85 +95,18 @@ func (g *Gateway) reflectFiles(ctx context.Context) (*protoregistry.Files, error
 	}
 	files, err := protodesc.NewFiles(set)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: reflection on %s: %w", g.authority, err)
+		return nil, fmt.Errorf("gateway: reflection on %s: %w", b.authority, err)
 	}
 	return files, nil
 }
 
-// refresher loads descriptors by reflection: quickly retried until the
-// first success, then every interval and whenever kicked.
-func (g *Gateway) refresher() {
-	defer close(g.done)
-	backoff := 50 * time.Millisecond
-	const maxBackoff = 5 * time.Second
-	var timer *time.Timer
-	for {
-		err := g.refreshOnce()
-		var wait time.Duration
-		switch {
-		case err == nil:
-			backoff = 50 * time.Millisecond
-			wait = g.interval
-		case g.ctx.Err() != nil:
-			return
-		default:
-			loaded := g.state.Load().loaded
-			if loaded {
-				g.log.Warn("gateway: reflection refresh failed; keeping the last descriptors", "backend", g.authority, "error", err)
-			} else {
-				g.log.Debug("gateway: waiting for the backend's reflection", "backend", g.authority, "error", err)
-			}
-			wait = backoff
-			backoff = min(2*backoff, maxBackoff)
-		}
-		var tick <-chan time.Time
-		if wait > 0 {
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			} else {
-				timer.Reset(wait)
-			}
-			tick = timer.C
-		}
-		select {
-		case <-g.ctx.Done():
-			return
-		case <-g.kick:
-		case <-tick:
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-	}
-}
-
-func (g *Gateway) refreshOnce() error {
-	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
-	defer cancel()
-	files, err := g.reflectFiles(ctx)
-	if err != nil {
-		return err
-	}
-	return g.install(files)
-}
-
-// kickRefresh asks the refresher to reflect soon, at most once a second:
-// called when a request names an unknown procedure or the backend is
-// unreachable, since the backend may have restarted with other services.
-func (g *Gateway) kickRefresh() {
-	if !g.reflect {
-		return
-	}
-	now := time.Now().UnixNano()
-	last := g.lastKick.Load()
-	if now-last < int64(time.Second) || !g.lastKick.CompareAndSwap(last, now) {
-		return
-	}
-	select {
-	case g.kick <- struct{}{}:
-	default:
-	}
-}
-
 // errNoDescriptors is what calls get before the first descriptors arrive.
 var errNoDescriptors = errors.New("no descriptors from the backend yet")
+
+// noDescriptors is errNoDescriptors naming the backend.
+func (b *backend) noDescriptors() error {
+	if b.name == DefaultBackendName {
+		return errNoDescriptors
+	}
+	return fmt.Errorf("no descriptors from backend %s yet", b.name)
+}

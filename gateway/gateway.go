@@ -4,17 +4,20 @@
 // It accepts gRPC-Web (binary application/grpc-web[+proto|+json] and text
 // application/grpc-web-text, base64), Connect (unary POST, unary GET for
 // methods marked NO_SIDE_EFFECTS, and every streaming kind; bidi needs
-// HTTP/2) and gRPC itself, and speaks gRPC to one backend over h2c or TLS
-// through a single long-lived HTTP/2 connection pool. Messages are moved
+// HTTP/2) and gRPC itself, and speaks gRPC to its backends over h2c or TLS
+// through long-lived HTTP/2 connection pools: one backend ([Config.Backend])
+// or several named ones, to which [Route]s send services, each route with
+// a CORS policy of its own ([Config.Backends], [Config.Routes]). Messages are moved
 // frame by frame without decoding them; only the JSON codec is transcoded to
 // and from the binary form the backend expects, using the descriptors.
 //
-// Only procedures present in the backend's descriptors are routed; they come
-// from a file (see [LoadDescriptorFile]) or from the backend's server
+// Only procedures present in the backends' descriptors are routed; they
+// come from a file (see [LoadDescriptorFile]) or from each backend's server
 // reflection, refreshed in the background. CORS is decided by an
-// [interceptor.Policy] from the same descriptors (or from explicit
-// [interceptor.Service] rules), rebuilt and swapped atomically whenever the
-// descriptors change; CORS headers the backend sets are removed.
+// [interceptor.Policy] per route from the same descriptors (or from explicit
+// [interceptor.Service] rules). The routing table (path → route, backend,
+// the route's CORS handler) is rebuilt and swapped atomically whenever a
+// backend's descriptors change; CORS headers the backends set are removed.
 //
 // The gateway also answers /healthz and grpc.health.v1.Health itself.
 //
@@ -32,7 +35,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -50,7 +52,6 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/corsgate/corsgate/interceptor"
-	"github.com/corsgate/corsgate/internal/h2client"
 )
 
 // DefaultMaxMessageSize is the default of [Config.MaxMessageSize]: 4 MiB, as
@@ -69,10 +70,13 @@ const DefaultReflectionInterval = time.Minute
 // DefaultStallTimeout is the default of [Config.StallTimeout].
 const DefaultStallTimeout = 30 * time.Second
 
-// Config configures a [Gateway]. Only Backend is required.
+// Config configures a [Gateway]: one backend (Backend, BackendTLS, Files)
+// or several (Backends, Routes).
 type Config struct {
-	// Backend is the gRPC server: "host:port" or "http://host:port" for
-	// plaintext HTTP/2 (h2c), "https://host:port" for TLS.
+	// Backend is the gRPC server of the single-backend form: "host:port"
+	// or "http://host:port" for plaintext HTTP/2 (h2c), "https://host:port"
+	// for TLS. It serves every service in its descriptors, under Policy,
+	// and is named [DefaultBackendName]. Required unless Backends is set.
 	Backend string
 	// BackendTLS, when not nil, makes the gateway speak TLS to the backend
 	// whatever the scheme of Backend. With an "https://" Backend and a nil
@@ -84,12 +88,25 @@ type Config struct {
 	// again every ReflectionInterval, and keeps the last good set when a
 	// refresh fails.
 	Files *protoregistry.Files
+	// Backends are the named backends of a routed gateway, in place of
+	// Backend, BackendTLS and Files (which must then be unset). Each
+	// backend's descriptors (its Files, or its reflection, as above) say
+	// what it serves; Routes choose the backend of services and their CORS
+	// policy. A service that no route claims is served from the one backend
+	// that has it, under that backend's policy; one that two backends have
+	// needs a route. Server reflection and health are not routed to any
+	// backend unless a route claims them.
+	Backends []Backend
+	// Routes send services to backends; see [Route]. Unused without
+	// Backends.
+	Routes []Route
 	// ReflectionInterval is how often reflection is asked again. The default
 	// (zero) is one minute; a negative value never refreshes after the first
 	// success. It is unused when Files is set.
 	ReflectionInterval time.Duration
-	// Policy decides CORS. Nil means no CORS headers at all, so browsers on
-	// other origins are refused.
+	// Policy decides CORS: the default of every route and backend. Nil
+	// means no CORS headers at all, so browsers on other origins are
+	// refused.
 	Policy *interceptor.Policy
 	// Services, when not nil, replace the CORS rules derived from the
 	// descriptors (the `services:` list of the YAML config). Routing still
@@ -132,51 +149,48 @@ type Config struct {
 	Metrics *Metrics
 }
 
-// Gateway serves gRPC-Web, Connect and gRPC clients from a gRPC backend. It is
-// safe for concurrent use. Create it with [New]; stop it with [Gateway.Close].
+// Gateway serves gRPC-Web, Connect and gRPC clients from gRPC backends. It
+// is safe for concurrent use. Create it with [New]; stop it with
+// [Gateway.Close].
 type Gateway struct {
-	log       *slog.Logger
-	metrics   *Metrics
-	policy    *interceptor.Policy
-	services  []interceptor.Service
-	maxMsg    int
-	maxResp   int // bound of a response message the gateway must hold whole
-	interval  time.Duration
-	stall     time.Duration // 0: no progress deadline
-	reflect   bool
-	scheme    string
-	authority string
-	baseURL   string
-	backend   *h2client.Transport // the calls' transport
-	transport *http.Transport     // net/http's, for reflection and health, dialing through backend
-	client    *http.Client        // over transport
+	log      *slog.Logger
+	metrics  *Metrics
+	policy   *interceptor.Policy
+	services []interceptor.Service
+	maxMsg   int
+	maxResp  int // bound of a response message the gateway must hold whole
+	interval time.Duration
+	stall    time.Duration // 0: no progress deadline
+	backends []*backend
+	byName   map[string]*backend
+	rules    []*rule // the routes, in order
 
 	// bodyTimeout is the request body's progress deadline, 0: none.
 	bodyTimeout time.Duration
 	budget      budget // request bytes buffered, over all calls
 
-	state     atomic.Pointer[state]
-	ready     chan struct{} // closed once descriptors are loaded
-	readyOnce sync.Once
-	kick      chan struct{} // asks the refresher to reflect now
-	lastKick  atomic.Int64  // unix nanoseconds of the last kick from a request
-	health    http.Handler
-	healthPfx string
+	mu         sync.Mutex // serializes installs
+	generation int        // installs so far, under mu
+	state      atomic.Pointer[state]
+	ready      chan struct{} // closed once every backend's descriptors are loaded
+	readyOnce  sync.Once
+	health     http.Handler
+	healthPfx  string
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	running sync.WaitGroup // the refreshers
 }
 
-// state is everything that changes with the descriptors, swapped as a whole.
+// state is the routing table: everything that changes with the
+// descriptors, swapped as a whole.
 type state struct {
-	loaded  bool
-	files   *protoregistry.Files
-	types   *dynamicpb.Types
-	routes  map[string]*route
-	table   *interceptor.Table
-	handler http.Handler // CORS policy around the RPC handler
-	digest  [sha256.Size]byte
+	loaded   bool // every backend has descriptors
+	pending  map[*backend]bool
+	routes   map[string]*route   // by path
+	services map[string]*backend // routed service → its backend
+	table    *interceptor.Table  // the CORS rules of every route
+	fallback http.Handler        // CORS policy around the RPC handler, for unknown paths
 }
 
 // route is one routable procedure, precomputed.
@@ -187,11 +201,17 @@ type route struct {
 	noSideEffects bool
 	input, output protoreflect.MessageDescriptor
 	metrics       *routeMetrics
+	backend       *backend
+	rule          *rule
+	types         *dynamicpb.Types   // for JSON, from the backend's descriptors
+	table         *interceptor.Table // the CORS rules of rule's services
+	handler       http.Handler       // rule's CORS policy around the RPC handler
 }
 
 // ConfigError is the error [New] returns for a bad [Config] field.
 type ConfigError struct {
-	// Field is the name of the Config field at fault, such as "Backend".
+	// Field is the name of the Config field at fault, such as "Backend",
+	// "Backends[1].Addresses" or "Routes[0].Services[2]".
 	Field string
 	// Err says what is wrong with it.
 	Err error
@@ -219,30 +239,15 @@ func New(cfg Config) (*Gateway, error) {
 	case cfg.MaxRequestBuffer > 0 && cfg.MaxRequestBuffer < int64(maxMsg)+headerLen:
 		return nil, &ConfigError{Field: "MaxRequestBuffer", Err: fmt.Errorf("%d is less than the largest message (MaxMessageSize %d, plus 5 bytes of framing): no such message could ever be buffered; raise it", cfg.MaxRequestBuffer, maxMsg)}
 	}
-	scheme, authority, useTLS, err := parseBackend(cfg.Backend)
-	if err != nil {
-		return nil, &ConfigError{Field: "Backend", Err: err}
-	}
-	if cfg.BackendTLS != nil {
-		useTLS = true
-	}
-	if useTLS {
-		scheme = "https"
-	}
 	g := &Gateway{
-		log:       cfg.Logger,
-		metrics:   cfg.Metrics,
-		policy:    cfg.Policy,
-		services:  cfg.Services,
-		maxMsg:    cfg.MaxMessageSize,
-		interval:  cfg.ReflectionInterval,
-		reflect:   cfg.Files == nil,
-		scheme:    scheme,
-		authority: authority,
-		baseURL:   scheme + "://" + authority,
-		ready:     make(chan struct{}),
-		kick:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
+		log:      cfg.Logger,
+		metrics:  cfg.Metrics,
+		policy:   cfg.Policy,
+		services: cfg.Services,
+		maxMsg:   cfg.MaxMessageSize,
+		interval: cfg.ReflectionInterval,
+		byName:   map[string]*backend{},
+		ready:    make(chan struct{}),
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -270,93 +275,85 @@ func New(cfg Config) (*Gateway, error) {
 	case cfg.StallTimeout > 0:
 		g.stall = cfg.StallTimeout
 	}
-	h2cfg := h2client.Config{Authority: authority, TLS: cfg.BackendTLS}
-	if useTLS && h2cfg.TLS == nil {
-		h2cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	if g.backend, err = h2client.New(h2cfg); err != nil {
-		return nil, &ConfigError{Field: "Backend", Err: err}
-	}
-	g.transport = newTransport(useTLS, g.backend)
-	g.client = &http.Client{Transport: g.transport}
-	g.healthPfx, g.health = g.newHealthHandler()
-
-	empty, err := g.newState(nil)
-	if err != nil {
-		return nil, &ConfigError{Field: "Services", Err: err}
-	}
-	g.state.Store(empty)
-	g.ctx, g.cancel = context.WithCancel(context.Background())
-	if !g.reflect {
-		st, err := g.newState(cfg.Files)
-		if err != nil {
-			return nil, &ConfigError{Field: "Files", Err: err}
+	if g.services != nil {
+		if _, err := interceptor.NewTable(g.services...); err != nil {
+			return nil, &ConfigError{Field: "Services", Err: fmt.Errorf("gateway: CORS table: %w", err)}
 		}
-		g.state.Store(st)
-		g.markReady()
-		close(g.done)
-		return g, nil
 	}
-	go g.refresher()
+	if err := g.newBackends(cfg); err != nil {
+		g.closeClients()
+		return nil, err
+	}
+	if err := g.newRules(cfg.Routes); err != nil {
+		g.closeClients()
+		return nil, err
+	}
+	g.healthPfx, g.health = g.newHealthHandler()
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	st, rerr, err := g.build(nil, nil)
+	if err != nil || rerr != nil {
+		g.cancel()
+		g.closeClients()
+		if rerr != nil {
+			return nil, &ConfigError{Field: "Routes", Err: rerr}
+		}
+		return nil, &ConfigError{Field: "Files", Err: err}
+	}
+	g.state.Store(st)
+	if st.loaded {
+		g.markReady()
+	}
+	for _, b := range g.backends {
+		if b.reflect {
+			g.running.Add(1)
+			go b.refresher(g.running.Done)
+		}
+	}
 	return g, nil
 }
 
-func parseBackend(backend string) (scheme, authority string, useTLS bool, err error) {
-	if backend == "" {
-		return "", "", false, errors.New(`empty; give "host:port", "http://host:port" or "https://host:port"`)
+// newBackends builds the backends of either form, with the descriptors of
+// those that have files.
+func (g *Gateway) newBackends(cfg Config) error {
+	backends := cfg.Backends
+	if len(backends) == 0 {
+		if len(cfg.Routes) > 0 {
+			return &ConfigError{Field: "Routes", Err: errors.New("routes need Backends")}
+		}
+		backends = []Backend{{Name: DefaultBackendName, Addresses: []string{cfg.Backend}, TLS: cfg.BackendTLS, Files: cfg.Files}}
+	} else if cfg.Backend != "" || cfg.BackendTLS != nil || cfg.Files != nil {
+		return &ConfigError{Field: "Backend", Err: errors.New("set with Backends; give one backend or the named backends, not both")}
 	}
-	scheme = "http"
-	authority = backend
-	if strings.Contains(backend, "://") {
-		u, err := url.Parse(backend)
+	for i, bc := range backends {
+		field := fmt.Sprintf("Backends[%d]", i)
+		if len(cfg.Backends) == 0 {
+			field = "Backend"
+		}
+		if !validBackendName(bc.Name) {
+			return &ConfigError{Field: field + ".Name", Err: fmt.Errorf("%q: give 1 to 64 letters, digits, '.', '_' or '-'", bc.Name)}
+		}
+		if g.byName[bc.Name] != nil {
+			return &ConfigError{Field: field + ".Name", Err: fmt.Errorf("%q names two backends", bc.Name)}
+		}
+		b, err := g.newBackend(bc, field)
 		if err != nil {
-			return "", "", false, fmt.Errorf("%q: %w", backend, err)
+			return err
 		}
-		switch u.Scheme {
-		case "http", "h2c":
-		case "https":
-			useTLS = true
-		default:
-			return "", "", false, fmt.Errorf("%q has scheme %q; use http:// (h2c) or https://", backend, u.Scheme)
+		b.implicit = &rule{name: "backends." + b.name, backend: b, policy: b.policy}
+		g.backends = append(g.backends, b)
+		g.byName[b.name] = b
+		g.metrics.addBackend(b.name)
+		if bc.Files != nil {
+			b.files.Store(bc.Files)
+			b.digest = digestFiles(bc.Files)
 		}
-		if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
-			return "", "", false, fmt.Errorf("%q has a path or query; give only scheme://host:port", backend)
-		}
-		authority = u.Host
 	}
-	if _, port, err := net.SplitHostPort(authority); err != nil || port == "" {
-		return "", "", false, fmt.Errorf("%q has no port; give host:port", backend)
-	}
-	return scheme, authority, useTLS, nil
+	return nil
 }
 
-// newTransport is net/http's client to the backend, used by reflection and
-// the health check (calls go through backend): HTTP/2 only, over h2c or
-// TLS, idle connections pinged so that a dead backend is noticed. It dials
-// through backend, so TCP, TLS and ALPN are the calls' own, and its windows
-// are the calls' defaults: a stream's unread bytes pin at most
-// h2client.DefaultStreamWindow, and the connection window is large.
-func newTransport(useTLS bool, backend *h2client.Transport) *http.Transport {
-	var protocols http.Protocols
-	if useTLS {
-		protocols.SetHTTP2(true)
-	} else {
-		protocols.SetUnencryptedHTTP2(true)
-	}
-	return &http.Transport{
-		Protocols:           &protocols,
-		ForceAttemptHTTP2:   true,
-		DisableCompression:  true, // message compression is gRPC's, not HTTP's
-		DialContext:         backend.Dial,
-		DialTLSContext:      backend.Dial,
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     5 * time.Minute,
-		HTTP2: &http.HTTP2Config{
-			MaxReceiveBufferPerConnection: h2client.DefaultConnWindow,
-			MaxReceiveBufferPerStream:     h2client.DefaultStreamWindow,
-			SendPingTimeout:               30 * time.Second,
-			PingTimeout:                   15 * time.Second,
-		},
+func (g *Gateway) closeClients() {
+	for _, b := range g.backends {
+		_ = b.client.Close()
 	}
 }
 
@@ -381,45 +378,91 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.health.ServeHTTP(w, r)
 		return
 	}
-	g.state.Load().handler.ServeHTTP(w, r)
+	st := g.state.Load()
+	if rt := st.routes[r.URL.Path]; rt != nil {
+		rt.handler.ServeHTTP(w, r)
+		return
+	}
+	st.fallback.ServeHTTP(w, r)
 }
 
 var connectionClose = []string{"close"}
 
-// Ready waits until the gateway has descriptors to route by, or ctx is done.
-// With [Config.Files] it returns nil at once.
+// Ready waits until the gateway has descriptors of every backend to route
+// by, or ctx is done. With descriptors from files it returns nil at once.
 func (g *Gateway) Ready(ctx context.Context) error {
 	select {
 	case <-g.ready:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("gateway: no descriptors from %s yet: %w", g.authority, ctx.Err())
+		var names []string
+		st := g.state.Load()
+		for _, b := range g.backends {
+			if st.pending[b] {
+				names = append(names, b.authority)
+			}
+		}
+		return fmt.Errorf("gateway: no descriptors from %s yet: %w", strings.Join(names, ", "), ctx.Err())
 	}
 }
 
-// Refresh asks the backend's reflection now and installs the result. It is a
-// no-op without reflection (when [Config.Files] was given). A failure leaves
-// the current descriptors in place.
+// Refresh asks every backend's reflection now and installs the result. It
+// is a no-op for backends whose descriptors come from files. A failure
+// leaves the current descriptors in place.
 func (g *Gateway) Refresh(ctx context.Context) error {
-	if !g.reflect {
-		return nil
+	var errs []error
+	for _, b := range g.backends {
+		if !b.reflect {
+			continue
+		}
+		files, err := b.reflectFiles(ctx)
+		if err == nil {
+			err = g.install(b, files)
+		}
+		errs = append(errs, err)
 	}
-	files, err := g.reflectFiles(ctx)
-	if err != nil {
-		return err
-	}
-	return g.install(files)
+	return errors.Join(errs...)
 }
 
-// Table returns the CORS table in force: derived from the current
-// descriptors, or built from [Config.Services].
+// Table returns the CORS rules in force: derived from the current
+// descriptors of every route, or built from [Config.Services].
 func (g *Gateway) Table() *interceptor.Table {
 	return g.state.Load().table
 }
 
-// Files returns the descriptors in force, nil before the first load.
+// Files returns the descriptors in force of the first backend (the only one
+// in the single-backend form), nil before they load.
 func (g *Gateway) Files() *protoregistry.Files {
-	return g.state.Load().files
+	return g.backends[0].files.Load()
+}
+
+// Resolution is where a procedure goes: see [Gateway.Resolve].
+type Resolution struct {
+	// Route is the name of the route that claims the procedure's service,
+	// or "" for a service no route claims (served from the one backend that
+	// has it).
+	Route string
+	// Backend is the backend's name.
+	Backend string
+	// Policy is the route's CORS policy, nil for none.
+	Policy *interceptor.Policy
+	// Table holds the CORS rules of the route's services.
+	Table *interceptor.Table
+}
+
+// Resolve tells where the routing table in force sends a procedure
+// ("/pkg.Service/Method"), and under which CORS policy; false when it is not
+// routed.
+func (g *Gateway) Resolve(procedure string) (Resolution, bool) {
+	rt := g.state.Load().routes[procedure]
+	if rt == nil {
+		return Resolution{}, false
+	}
+	res := Resolution{Backend: rt.backend.name, Policy: rt.rule.policy, Table: rt.table}
+	if rt.rule.patterns != nil {
+		res.Route = rt.rule.name
+	}
+	return res, true
 }
 
 // Close stops the background reflection and closes idle backend
@@ -427,9 +470,10 @@ func (g *Gateway) Files() *protoregistry.Files {
 // first.
 func (g *Gateway) Close() error {
 	g.cancel()
-	<-g.done
-	g.backend.CloseIdleConnections()
-	g.transport.CloseIdleConnections()
+	g.running.Wait()
+	for _, b := range g.backends {
+		b.client.CloseIdleConnections()
+	}
 	return nil
 }
 
@@ -437,73 +481,50 @@ func (g *Gateway) markReady() {
 	g.readyOnce.Do(func() { close(g.ready) })
 }
 
-// install builds a new state from files and swaps it in, unless the
-// descriptors did not change.
-func (g *Gateway) install(files *protoregistry.Files) error {
-	st, err := g.newState(files)
+// install makes files the descriptors of b and swaps in the routing table
+// that follows, unless they did not change. A table the descriptors do not
+// allow is refused (a *RoutingError), and reported once per change.
+func (g *Gateway) install(b *backend, files *protoregistry.Files) error {
+	digest := digestFiles(files)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if rerr := b.routingErr.Load(); rerr != nil {
+		if rerr.digest == digest && rerr.generation == g.generation {
+			return rerr
+		}
+	} else if b.loaded() && b.digest == digest {
+		return nil
+	}
+	st, rerr, err := g.build(b, files)
 	if err != nil {
 		return err
 	}
-	if old := g.state.Load(); old.loaded && old.digest == st.digest {
-		return nil
+	if rerr != nil {
+		rerr.digest, rerr.generation = digest, g.generation
+		prev := b.routingErr.Swap(rerr)
+		if prev != nil && prev.digest == digest && prev.Error() == rerr.Error() {
+			return rerr // the same refusal, reported already
+		}
+		g.metrics.routingError(b.name)
+		g.log.Error("gateway: routing table refused; the last good one keeps serving",
+			"backend", b.name, "key", rerr.Key, "error", rerr.Err)
+		return rerr
 	}
+	b.files.Store(files)
+	b.digest = digest
+	b.routingErr.Store(nil)
+	g.generation++
 	g.state.Store(st)
-	g.markReady()
-	g.log.Info("gateway: descriptors installed", "backend", g.authority, "procedures", len(st.routes))
+	if st.loaded {
+		g.markReady()
+	}
+	g.log.Info("gateway: descriptors installed", "backend", b.name, "address", b.authority, "procedures", len(st.routes))
+	for _, other := range g.backends {
+		if other != b && other.routingErr.Load() != nil {
+			other.kickRefresh() // its descriptors may fit now
+		}
+	}
 	return nil
-}
-
-// newState precomputes routes, the CORS table and the handler for files (nil
-// for the empty state before the first load).
-func (g *Gateway) newState(files *protoregistry.Files) (*state, error) {
-	st := &state{loaded: files != nil, files: files, routes: map[string]*route{}}
-	var services []interceptor.Service
-	if files != nil {
-		st.types = dynamicpb.NewTypes(files)
-		st.digest = digestFiles(files)
-		var err error
-		files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-			sds := fd.Services()
-			for i := range sds.Len() {
-				sd := sds.Get(i)
-				g.addRoutes(st, sd)
-				if g.services != nil || isOperatorService(sd.FullName()) {
-					continue
-				}
-				var svc interceptor.Service
-				svc, err = interceptor.ServiceOf(sd)
-				if err != nil {
-					err = fmt.Errorf("gateway: CORS rules of %s: %w", sd.FullName(), err)
-					return false
-				}
-				services = append(services, svc)
-			}
-			return true
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	if g.services != nil {
-		services = g.services
-	}
-	table, err := interceptor.NewTable(services...)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: CORS table: %w", err)
-	}
-	st.table = table
-	var inner http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.serveRPC(st, w, r)
-	})
-	if g.policy != nil {
-		rpc := inner
-		inner = g.policy.Handler(table, rpc)
-		if files == nil && g.reflect && g.services == nil {
-			inner = &provisional{g: g, fallback: inner, rpc: rpc}
-		}
-	}
-	st.handler = inner
-	return st, nil
 }
 
 // isOperatorService reports services that the gateway routes for non-browser
@@ -516,16 +537,20 @@ func isOperatorService(name protoreflect.FullName) bool {
 	return false
 }
 
-func (g *Gateway) addRoutes(st *state, sd protoreflect.ServiceDescriptor) {
+func (g *Gateway) addRoutes(st *state, sd protoreflect.ServiceDescriptor, r *rule, types *dynamicpb.Types) {
+	b := r.backend
 	mds := sd.Methods()
 	for i := range mds.Len() {
 		md := mds.Get(i)
 		path := "/" + string(sd.FullName()) + "/" + string(md.Name())
 		rt := &route{
-			path:   path,
-			url:    &url.URL{Scheme: g.scheme, Host: g.authority, Path: path},
-			input:  md.Input(),
-			output: md.Output(),
+			path:    path,
+			url:     &url.URL{Scheme: b.scheme, Host: b.authority, Path: path},
+			input:   md.Input(),
+			output:  md.Output(),
+			backend: b,
+			rule:    r,
+			types:   types,
 		}
 		switch {
 		case md.IsStreamingClient() && md.IsStreamingServer():
@@ -540,7 +565,7 @@ func (g *Gateway) addRoutes(st *state, sd protoreflect.ServiceDescriptor) {
 		if opts, ok := md.Options().(*descriptorpb.MethodOptions); ok {
 			rt.noSideEffects = opts.GetIdempotencyLevel() == descriptorpb.MethodOptions_NO_SIDE_EFFECTS
 		}
-		rt.metrics = g.metrics.forRoute(path)
+		rt.metrics = g.metrics.forRoute(path, b.name)
 		st.routes[path] = rt
 	}
 }

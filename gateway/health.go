@@ -5,68 +5,124 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // healthTimeout bounds a backend health check made for /healthz or for
 // grpc.health.v1 callers without a deadline.
 const healthTimeout = 3 * time.Second
 
-// CheckBackend reports whether the backend is usable: nil when it answers
-// grpc.health.v1.Health/Check for the whole server with SERVING, or when it
+// CheckBackend reports whether every backend is usable: nil when each
+// answers grpc.health.v1.Health/Check for the whole server with SERVING, or
 // has no health service but answers gRPC at all. In reflection mode the
-// gateway must also have loaded descriptors.
+// gateway must also have loaded each backend's descriptors. The error names
+// the backends at fault.
 func (g *Gateway) CheckBackend(ctx context.Context) error {
-	if !g.state.Load().loaded {
-		return errNoDescriptors
+	var errs []error
+	for i, err := range g.checkBackends(ctx) {
+		if err != nil {
+			if len(g.backends) > 1 {
+				err = fmt.Errorf("backend %s: %w", g.backends[i].name, err)
+			}
+			errs = append(errs, err)
+		}
 	}
-	st, err := g.backendHealth(ctx, "")
+	return errors.Join(errs...)
+}
+
+// checkBackends checks every backend at once; the errors are in the order
+// of g.backends.
+func (g *Gateway) checkBackends(ctx context.Context) []error {
+	errs := make([]error, len(g.backends))
+	if len(g.backends) == 1 {
+		errs[0] = g.backends[0].check(ctx)
+		return errs
+	}
+	var wg sync.WaitGroup
+	for i, b := range g.backends {
+		wg.Go(func() { errs[i] = b.check(ctx) })
+	}
+	wg.Wait()
+	return errs
+}
+
+// check reports whether the backend is usable.
+func (b *backend) check(ctx context.Context) error {
+	if !b.loaded() {
+		return b.noDescriptors()
+	}
+	st, err := b.health(ctx, "")
 	if err != nil {
 		return err
 	}
 	if st != grpchealth.StatusServing {
-		return fmt.Errorf("backend %s reports %s", g.authority, st)
+		return fmt.Errorf("backend %s reports %s", b.authority, st)
 	}
 	return nil
 }
 
-// backendHealth asks the backend's grpc.health.v1 about service. A backend
+// health asks the backend's grpc.health.v1 about service. A backend
 // without the health service counts as SERVING for the whole server.
-func (g *Gateway) backendHealth(ctx context.Context, service string) (grpchealth.Status, error) {
-	client := grpchealth.NewClient(g.client, g.baseURL, connect.WithGRPC())
+func (b *backend) health(ctx context.Context, service string) (grpchealth.Status, error) {
+	client := grpchealth.NewClient(b.http, b.baseURL, connect.WithGRPC())
 	resp, err := client.Check(ctx, &grpchealth.CheckRequest{Service: service})
 	if err != nil {
 		if connect.CodeOf(err) == connect.CodeUnimplemented && service == "" {
 			return grpchealth.StatusServing, nil
 		}
-		return grpchealth.StatusUnknown, fmt.Errorf("backend %s health: %w", g.authority, err)
+		return grpchealth.StatusUnknown, fmt.Errorf("backend %s health: %w", b.authority, err)
 	}
 	return resp.Status, nil
 }
 
-// serveHealthz answers /healthz: 200 "ok" when the backend is usable, 503
-// with the reason otherwise.
+// serveHealthz answers /healthz: 200 "ok" when every backend is usable, 503
+// with the reasons otherwise. With several backends, one line per backend
+// follows, and a routing table refused after new descriptors is reported
+// (without failing the check: the last good table serves).
 func (g *Gateway) serveHealthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := g.CheckBackend(ctx); err != nil {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "unhealthy: %v\n", err)
-		return
+	errs := g.checkBackends(ctx)
+	var detail strings.Builder
+	failed := false
+	for i, b := range g.backends {
+		err := errs[i]
+		failed = failed || err != nil
+		if len(g.backends) > 1 {
+			if err != nil {
+				fmt.Fprintf(&detail, "backend %s: unhealthy: %v\n", b.name, err)
+			} else {
+				fmt.Fprintf(&detail, "backend %s: ok\n", b.name)
+			}
+		}
+		if rerr := b.routingErr.Load(); rerr != nil {
+			fmt.Fprintf(&detail, "backend %s: routing table refused, the last good one serves: %v\n", b.name, rerr)
+		}
 	}
-	fmt.Fprintln(w, "ok")
+	if failed {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		if len(g.backends) == 1 {
+			fmt.Fprintf(w, "unhealthy: %v\n", errs[0])
+		} else {
+			fmt.Fprintln(w, "unhealthy")
+		}
+	} else {
+		fmt.Fprintln(w, "ok")
+	}
+	fmt.Fprint(w, detail.String())
 }
 
 // newHealthHandler serves grpc.health.v1.Health itself (gRPC, gRPC-Web and
-// Connect): the whole server ("") is SERVING when the backend is usable;
-// a named service is what the backend says of it, or, for a backend without
-// a health service, SERVING when the service is routed.
+// Connect): the whole server ("") is SERVING when every backend is usable;
+// a named service is what its backend says of it, or, for a backend
+// without a health service, SERVING when the service is routed.
 func (g *Gateway) newHealthHandler() (string, http.Handler) {
 	return grpchealth.NewHandler(healthChecker{g})
 }
@@ -85,7 +141,14 @@ func (h healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) 
 		}
 		return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
 	}
-	st, err := h.g.backendHealth(ctx, req.Service)
+	b := h.g.state.Load().services[req.Service]
+	if b == nil {
+		if len(h.g.backends) > 1 {
+			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("unknown service %s", req.Service))
+		}
+		b = h.g.backends[0]
+	}
+	st, err := b.health(ctx, req.Service)
 	if err == nil {
 		return &grpchealth.CheckResponse{Status: st}, nil
 	}
@@ -104,10 +167,5 @@ func (h healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) 
 
 // serves reports whether the gateway routes the service.
 func (g *Gateway) serves(service string) bool {
-	st := g.state.Load()
-	if st.files == nil {
-		return false
-	}
-	_, err := st.files.FindDescriptorByName(protoreflect.FullName(service))
-	return err == nil
+	return g.state.Load().services[service] != nil
 }

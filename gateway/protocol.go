@@ -90,11 +90,11 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 	}
 	rt := st.routes[r.URL.Path]
 	if rt == nil {
-		if !st.loaded {
-			c.finish(start, nil, errorf(connect.CodeUnavailable, errNoDescriptors.Error()))
+		if b := g.pendingBackend(st, r.URL.Path); b != nil {
+			c.finish(start, nil, errorf(connect.CodeUnavailable, b.noDescriptors().Error()))
 			return
 		}
-		g.kickRefresh()
+		g.kickRefresh(r.URL.Path)
 		missing := errorf(connect.CodeUnimplemented, "procedure "+r.URL.Path+" is not served by the backend")
 		missing.HTTPStatus = http.StatusNotFound
 		c.finish(start, nil, missing)
@@ -138,7 +138,7 @@ func (c *call) run() *rpcStatus {
 	out := &http.Request{
 		Method:     http.MethodPost,
 		URL:        c.route.url,
-		Host:       c.g.authority,
+		Host:       c.route.backend.authority,
 		Proto:      "HTTP/2.0",
 		ProtoMajor: 2,
 		Header:     make(http.Header, len(r.Header)+4),
@@ -155,7 +155,7 @@ func (c *call) run() *rpcStatus {
 		// Let the response start while the request still streams in.
 		_ = http.NewResponseController(c.w).EnableFullDuplex()
 	}
-	resp, err := c.g.backend.Call(c.ctx, out, c.route.streamType&connect.StreamTypeServer == 0)
+	resp, err := c.route.backend.client.Call(c.ctx, out, c.route.streamType&connect.StreamTypeServer == 0)
 	if err != nil {
 		return c.failure(err)
 	}
@@ -177,9 +177,9 @@ func (c *call) failure(err error) *rpcStatus {
 	}
 	st := statusFromError(c.ctx, c.deadline, err)
 	if st.Code == connect.CodeUnavailable {
-		c.g.metrics.backendError()
-		c.g.kickRefresh()
-		c.g.log.Debug("gateway: backend call failed", "procedure", c.r.URL.Path, "error", err)
+		c.g.metrics.backendError(c.route.backend.name)
+		c.route.backend.kickRefresh()
+		c.g.log.Debug("gateway: backend call failed", "backend", c.route.backend.name, "procedure", c.r.URL.Path, "error", err)
 	}
 	return st
 }

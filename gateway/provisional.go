@@ -26,7 +26,8 @@ const maxProvisional = 1024
 // provisional is the CORS handler of the state before the first load.
 type provisional struct {
 	g        *Gateway
-	fallback http.Handler // the policy with the empty table
+	policy   *interceptor.Policy // the policy of the route the path may belong to
+	fallback http.Handler        // the policy with the empty table
 	rpc      http.Handler
 	handlers sync.Map // path → http.Handler
 	n        atomic.Int32
@@ -61,7 +62,7 @@ func (p *provisional) handler(path string) http.Handler {
 	if err != nil {
 		return nil
 	}
-	h := p.g.policy.Handler(table, p.rpc)
+	h := p.policy.Handler(table, p.rpc)
 	if p.n.Add(1) <= maxProvisional {
 		p.handlers.Store(path, h)
 	}

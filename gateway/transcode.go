@@ -24,7 +24,7 @@ import (
 func (c *call) jsonToProto(data []byte) ([]byte, *rpcStatus) {
 	msg := dynamicpb.NewMessage(c.route.input)
 	if len(bytes.TrimSpace(data)) > 0 {
-		opts := protojson.UnmarshalOptions{DiscardUnknown: true, Resolver: c.st.types}
+		opts := protojson.UnmarshalOptions{DiscardUnknown: true, Resolver: c.route.types}
 		if err := opts.Unmarshal(data, msg); err != nil {
 			return nil, errorf(connect.CodeInvalidArgument, "unmarshal JSON into "+string(c.route.input.FullName())+": "+err.Error())
 		}
@@ -39,10 +39,10 @@ func (c *call) jsonToProto(data []byte) ([]byte, *rpcStatus) {
 // protoToJSON re-encodes a response message from binary to JSON.
 func (c *call) protoToJSON(data []byte) ([]byte, *rpcStatus) {
 	msg := dynamicpb.NewMessage(c.route.output)
-	if err := (proto.UnmarshalOptions{Resolver: c.st.types}).Unmarshal(data, msg); err != nil {
+	if err := (proto.UnmarshalOptions{Resolver: c.route.types}).Unmarshal(data, msg); err != nil {
 		return nil, errorf(connect.CodeInternal, "unmarshal "+string(c.route.output.FullName())+" from the backend: "+err.Error())
 	}
-	out, err := (protojson.MarshalOptions{Resolver: c.st.types}).Marshal(msg)
+	out, err := (protojson.MarshalOptions{Resolver: c.route.types}).Marshal(msg)
 	if err != nil {
 		return nil, errorf(connect.CodeInternal, "marshal "+string(c.route.output.FullName())+" as JSON: "+err.Error())
 	}

@@ -50,7 +50,11 @@ request headers --header would get from corsgate with the given CORS flags: the
 verdict, each check the policy makes with its outcome, and the exact headers of
 the preflight answer and of the actual response.
 
-The procedures come from, in this order: the services of --config, the
+With a --config that has backends and routes, explain resolves --procedure as
+corsgate serve would (descriptors from each backend's file or reflection) and
+shows the route and backend it goes to, and that route's policy.
+
+Otherwise the procedures come from, in this order: the services of --config, the
 descriptors of --descriptors (a buf image or FileDescriptorSet), the server
 reflection of --backend, and otherwise the procedures linked into corsgate (the
 greet example). A --config file also sets the CORS flags, --descriptors and
@@ -115,8 +119,13 @@ func runExplain(ctx context.Context, fs *pflag.FlagSet, f *explainFlags, stdout,
 	if err != nil {
 		return err
 	}
-	table, source, err := f.table(ctx, file, policy, log)
-	if err != nil {
+	var table *interceptor.Table
+	var source string
+	if file != nil && file.Has("backends") {
+		if table, source, policy, err = f.routedTable(ctx, file, log); err != nil {
+			return err
+		}
+	} else if table, source, err = f.table(ctx, file, policy, log); err != nil {
 		return err
 	}
 	method := strings.ToUpper(strings.TrimSpace(f.method))

@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/corsgate/corsgate/gateway"
 	"github.com/corsgate/corsgate/interceptor"
@@ -64,8 +61,15 @@ type serveConfig struct {
 	maxRequestBuffer  int64
 	metricsListen     string
 	shutdownGrace     time.Duration
+	backendCert       string
+	backendKey        string
+	clientCA          string
+	clientAuth        string
 	// services are the config file's per-procedure rules, nil without.
 	services []interceptor.Service
+	// file is the config file, nil without; its backends and routes make
+	// a routed gateway.
+	file *config.File
 }
 
 func newServeCmd() *cobra.Command {
@@ -92,7 +96,13 @@ accepting, lets calls finish for --shutdown-grace, then cancels the rest.
 
 --config FILE reads a YAML file whose keys are these flags' names, plus an
 optional services: list of per-procedure CORS rules; flags given on the
-command line win.`,
+command line win. In place of --backend, its backends: section names several
+backends (addresses, TLS, descriptors each) and its routes: section sends
+services to them, each route with CORS settings of its own (see README).
+
+--client-ca verifies client certificates on the TLS listener (--client-auth
+require, the default, or verify-if-given); --backend-cert and --backend-key
+present one to the backend (mutual TLS).`,
 		Example: `  corsgate serve --backend 127.0.0.1:9090 --allow-origin https://app.example.com
   corsgate serve --config corsgate.yaml
   corsgate serve --backend https://api.internal:443 --descriptors image.binpb \
@@ -124,6 +134,10 @@ command line win.`,
 	fs.Int64Var(&cfg.maxRequestBuffer, "max-request-buffer", gateway.DefaultMaxRequestBuffer, "most request bytes buffered at once over all calls; past it calls fail with RESOURCE_EXHAUSTED (at least --max-message-size + 5)")
 	fs.StringVar(&cfg.metricsListen, "metrics-listen", "", "address to serve Prometheus /metrics on (host:port); default: none")
 	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", defaultShutdownGrace, "at shutdown, how long calls in flight may take before they are canceled")
+	fs.StringVar(&cfg.backendCert, "backend-cert", "", "PEM client certificate to present to the backend, mutual TLS (with --backend-key; implies TLS)")
+	fs.StringVar(&cfg.backendKey, "backend-key", "", "PEM private key of --backend-cert")
+	fs.StringVar(&cfg.clientCA, "client-ca", "", "PEM file of CAs that verify client certificates on --listen (needs --tls-cert)")
+	fs.StringVar(&cfg.clientAuth, "client-auth", "", "with --client-ca: require (the default) or verify-if-given")
 	cfg.cors.Register(fs)
 	return cmd
 }
@@ -142,6 +156,9 @@ func (c *serveConfig) applyConfigFile(fs *pflag.FlagSet) error {
 	delete(values, "config")
 	if err := cliflags.ApplyUnchanged(fs, values); err != nil {
 		return fmt.Errorf("%s: %w", c.configPath, err)
+	}
+	if file.Has("backends") {
+		c.file = file
 	}
 	if file.Has("services") {
 		c.services = file.Services
@@ -171,49 +188,39 @@ func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	backendTLS, err := cfg.backendTLSConfig()
-	if err != nil {
-		return nil, err
-	}
-	if cfg.backendInsecure {
-		log.Warn("corsgate serve: backend certificate verification is OFF (--" + flagBackendInsecure + "); anyone on the path to the backend can read and change calls")
-	}
-	var files *protoregistry.Files
-	if cfg.descriptors != "" {
-		if files, err = gateway.LoadDescriptorFile(cfg.descriptors); err != nil {
-			return nil, cliflags.Usagef("--descriptors: %w", err)
-		}
-	}
 	s := &serveServer{cfg: cfg, log: log, useTLS: cfg.tlsCert != ""}
 	var metrics *gateway.Metrics
-	var opts []interceptor.Option
+	var err error
 	if cfg.metricsListen != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		if metrics, err = gateway.NewMetrics(reg); err != nil {
 			return nil, err
 		}
-		opts = append(opts, interceptor.WithObserver(metrics.ObserveVerdict))
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: serveReadHeaderTimeout}
 	}
-	policy, err := cfg.cors.Policy(log, opts...)
-	if err != nil {
-		return nil, err
-	}
 	gwCfg := gateway.Config{
-		Backend:          cfg.backend,
-		BackendTLS:       backendTLS,
-		Files:            files,
-		Policy:           policy,
 		Services:         cfg.services,
 		MaxMessageSize:   cfg.maxMessageSize,
 		MaxRequestBuffer: cfg.maxRequestBuffer,
 		Logger:           log,
 		Metrics:          metrics,
 	}
+	if cfg.file != nil {
+		err = cfg.routedConfig(&gwCfg, log, metrics)
+	} else {
+		err = cfg.singleConfig(&gwCfg, log, metrics)
+	}
+	if err != nil {
+		return nil, err
+	}
 	if s.gw, err = gateway.New(gwCfg); err != nil {
+		var re *gateway.RoutingError
+		if errors.As(err, &re) {
+			return nil, cliflags.Usagef("%s: %w", re.Key, re.Err)
+		}
 		var ce *gateway.ConfigError
 		if errors.As(err, &ce) {
 			return nil, cliflags.Usagef("%s: %w", configKey(ce.Field), ce.Err)
@@ -246,6 +253,18 @@ func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
 			return nil, cliflags.Usagef("--tls-cert/--tls-key: %w", err)
 		}
 		s.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		if cfg.clientCA != "" {
+			pool, err := loadCAs("--client-ca", cfg.clientCA)
+			if err != nil {
+				_ = s.gw.Close()
+				return nil, err
+			}
+			s.srv.TLSConfig.ClientCAs = pool
+			s.srv.TLSConfig.ClientAuth = tls.RequireAndVerifyClientCert
+			if cfg.clientAuth == "verify-if-given" {
+				s.srv.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven
+			}
+		}
 	}
 	return s, nil
 }
@@ -269,8 +288,18 @@ func configKey(field string) string {
 
 func (c *serveConfig) validate() error {
 	switch {
-	case c.backend == "":
-		return cliflags.Usagef("--backend is required (the gRPC server, host:port)")
+	case c.backend == "" && c.file == nil:
+		return cliflags.Usagef("--backend is required (the gRPC server, host:port), or a --config with backends")
+	case c.backend != "" && c.file != nil:
+		return cliflags.Usagef("--backend with the backends of --config %s: give one", c.configPath)
+	case c.file != nil && (c.backendTLS || c.backendCA != "" || c.backendServerName != "" || c.backendInsecure || c.backendCert != "" || c.descriptors != ""):
+		return cliflags.Usagef("--backend-* and --descriptors flags with the backends of --config %s: set them per backend", c.configPath)
+	case (c.backendCert == "") != (c.backendKey == ""):
+		return cliflags.Usagef("--backend-cert and --backend-key go together")
+	case c.clientCA != "" && c.tlsCert == "":
+		return cliflags.Usagef("--client-ca needs --tls-cert: client certificates come with TLS")
+	case c.clientAuth != "" && c.clientCA == "":
+		return cliflags.Usagef("--client-auth needs --client-ca")
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return cliflags.Usagef("--tls-cert and --tls-key go together")
 	case c.maxMessageSize <= 0 || c.maxMessageSize > config.MaxMessageSize:
@@ -279,6 +308,11 @@ func (c *serveConfig) validate() error {
 		return cliflags.Usagef("--max-request-buffer %d: must be between 1 and %d", c.maxRequestBuffer, int64(config.MaxRequestBuffer))
 	case c.shutdownGrace < 0 || c.shutdownGrace > config.MaxShutdownGrace:
 		return cliflags.Usagef("--shutdown-grace %v: must be between 0 and %v", c.shutdownGrace, config.MaxShutdownGrace)
+	}
+	if c.clientAuth != "" {
+		if err := config.CheckClientAuth(c.clientAuth); err != nil {
+			return cliflags.Usagef("--client-auth %w", err)
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.listen); err != nil {
 		return cliflags.Usagef("--listen %q: %w", c.listen, err)
@@ -289,33 +323,6 @@ func (c *serveConfig) validate() error {
 		}
 	}
 	return nil
-}
-
-// backendTLSConfig is the TLS configuration to the backend, nil for h2c
-// (or for an https:// backend verified with the system's roots).
-func (c *serveConfig) backendTLSConfig() (*tls.Config, error) {
-	if !c.backendTLS && c.backendCA == "" && c.backendServerName == "" && !c.backendInsecure {
-		return nil, nil
-	}
-	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.backendServerName}
-	if c.backendInsecure {
-		if c.backendCA != "" {
-			return nil, cliflags.Usagef("--%s with --backend-ca: the CA would not be used; drop one", flagBackendInsecure)
-		}
-		conf.InsecureSkipVerify = true //nolint:gosec // asked for explicitly, and logged
-	}
-	if c.backendCA != "" {
-		pem, err := os.ReadFile(c.backendCA)
-		if err != nil {
-			return nil, cliflags.Usagef("--backend-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, cliflags.Usagef("--backend-ca %q: no PEM certificate in it", c.backendCA)
-		}
-		conf.RootCAs = pool
-	}
-	return conf, nil
 }
 
 // Serve serves on ln (and the metrics on metricsLn, when not nil) until ctx
@@ -399,7 +406,11 @@ func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger, stdout io
 			return err
 		}
 	}
-	log.Info("corsgate serve: serving", "listen", ln.Addr().String(), "backend", cfg.backend, "descriptors", descriptorSource(cfg))
+	if cfg.file != nil {
+		log.Info("corsgate serve: serving", "listen", ln.Addr().String(), "backends", len(cfg.file.Backends), "routes", len(cfg.file.Routes))
+	} else {
+		log.Info("corsgate serve: serving", "listen", ln.Addr().String(), "backend", cfg.backend, "descriptors", descriptorSource(cfg))
+	}
 	return s.Serve(ctx, ln, metricsLn)
 }
 

@@ -271,12 +271,13 @@ func TestServeEndToEnd(t *testing.T) {
 	metrics, _ := io.ReadAll(mres.Body)
 	_ = mres.Body.Close()
 	for _, want := range []string{
-		`corsgate_requests_total{code="ok",procedure="/greet.v1.GreetService/Greet",protocol="grpc_web"} 1`,
-		`corsgate_requests_total{code="ok",procedure="/greet.v1.GreetService/Greet",protocol="connect"} 1`,
-		`corsgate_cors_preflights_total{reason="ok",result="allowed"} 1`,
-		`corsgate_cors_preflights_total{reason="barred",result="refused"} 1`,
-		`corsgate_request_duration_seconds_count{procedure="/greet.v1.GreetService/Greet",protocol="connect"} 1`,
-		`corsgate_backend_errors_total 0`,
+		`corsgate_requests_total{backend="default",code="ok",procedure="/greet.v1.GreetService/Greet",protocol="grpc_web"} 1`,
+		`corsgate_requests_total{backend="default",code="ok",procedure="/greet.v1.GreetService/Greet",protocol="connect"} 1`,
+		`corsgate_cors_preflights_total{backend="default",reason="ok",result="allowed"} 1`,
+		`corsgate_cors_preflights_total{backend="default",reason="barred",result="refused"} 1`,
+		`corsgate_request_duration_seconds_count{backend="default",procedure="/greet.v1.GreetService/Greet",protocol="connect"} 1`,
+		`corsgate_backend_errors_total{backend="default"} 0`,
+		`corsgate_routing_errors_total{backend="default"} 0`,
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)

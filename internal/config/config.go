@@ -15,6 +15,23 @@
 //	        methods: [GET, POST]
 //	        request-headers: [authorization, x-request-id]
 //
+// In place of backend and its keys, a gateway in front of several backends
+// names them in backends (see [BackendFile]) and sends services to them in
+// routes (see [RouteFile]), each route with CORS keys of its own:
+//
+//	backends:
+//	  greet:
+//	    addresses: [127.0.0.1:9090]
+//	  testing:
+//	    addresses: [127.0.0.1:9190]
+//	    descriptors: testing.binpb
+//	routes:
+//	  - services: ["greet.v1.*"]
+//	    backend: greet
+//	  - services: [grpc.testing.TestService]
+//	    backend: testing
+//	    allow-origin: [https://admin.example.com]
+//
 // [Load] refuses what would fail later: an unknown or misspelt key (keys are
 // case-sensitive, at every level), a duplicate key, a value of the wrong
 // type, and values out of range. Every error is one line that names the key.
@@ -102,9 +119,25 @@ type File struct {
 	ShutdownGrace Duration `json:"shutdown-grace,omitempty"`
 	// LogLevel is "debug", "info", "warn" or "error".
 	LogLevel string `json:"log-level,omitempty"`
+	// BackendCert and BackendKey are the PEM client certificate and key the
+	// gateway presents to the backend (mutual TLS); both or neither.
+	BackendCert string `json:"backend-cert,omitempty"`
+	BackendKey  string `json:"backend-key,omitempty"`
+	// ClientCA is a PEM file of CAs that verify browsers' client
+	// certificates on the listener (with tls-cert).
+	ClientCA string `json:"client-ca,omitempty"`
+	// ClientAuth is "require" (the default with client-ca) or
+	// "verify-if-given".
+	ClientAuth string `json:"client-auth,omitempty"`
 	// Services are per-procedure rules; when present they replace the rules
 	// derived from descriptors. Not a flag.
 	Services []interceptor.Service `json:"services,omitempty"`
+	// Backends are the named backends, in place of backend and its keys.
+	// Not a flag.
+	Backends map[string]*BackendFile `json:"backends,omitempty"`
+	// Routes send services to backends, with per-route CORS settings. Not
+	// a flag.
+	Routes []RouteFile `json:"routes,omitempty"`
 
 	present map[string]bool
 }
@@ -112,7 +145,11 @@ type File struct {
 // Has reports whether the file set key (a flag name such as "max-age").
 func (f *File) Has(key string) bool { return f.present[key] }
 
-// Values returns the keys the file set, except services, with values in the
+// notFlag are the keys that are no flag of corsgate serve.
+var notFlag = map[string]bool{"services": true, "backends": true, "routes": true}
+
+// Values returns the keys the file set, except services, backends and
+// routes, with values in the
 // form `corsgate serve` flags parse: strings, bools, ints, lists of strings,
 // and durations as Go duration strings. Hand it to cliflags.ApplyUnchanged so
 // that flags given on the command line win.
@@ -121,7 +158,7 @@ func (f *File) Values() map[string]any {
 	v := reflect.ValueOf(f).Elem()
 	for i, field := range reflect.VisibleFields(v.Type()) {
 		key := jsonName(field)
-		if key == "" || key == "services" || !f.present[key] {
+		if key == "" || notFlag[key] || !f.present[key] {
 			continue
 		}
 		switch x := v.Field(i).Interface().(type) {
@@ -137,7 +174,8 @@ func (f *File) Values() map[string]any {
 }
 
 // Load reads and validates the config file at path. Relative file paths in
-// it (tls-cert, tls-key, backend-ca, descriptors) are resolved against the
+// it (tls-cert, tls-key, backend-ca, descriptors, and the like in backends)
+// are resolved against the
 // file's directory. Errors start with path and name the key.
 func Load(path string) (*File, error) {
 	fh, err := os.Open(path)
@@ -157,7 +195,11 @@ func Load(path string) (*File, error) {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&f.TLSCert, &f.TLSKey, &f.BackendCA, &f.Descriptors} {
+	paths := []*string{&f.TLSCert, &f.TLSKey, &f.BackendCA, &f.Descriptors, &f.BackendCert, &f.BackendKey, &f.ClientCA}
+	for _, b := range f.Backends {
+		paths = append(paths, &b.CA, &b.Cert, &b.Key, &b.Descriptors)
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -293,6 +335,16 @@ func checkKeys(path string, t reflect.Type, v any) error {
 		}
 		for i, e := range list {
 			if err := checkKeys(fmt.Sprintf("%s[%d]", path, i), t.Elem(), e); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		for _, k := range sortedKeys(m) {
+			if err := checkKeys(path+"."+k, t.Elem(), m[k]); err != nil {
 				return err
 			}
 		}

@@ -37,6 +37,20 @@ var hardInvalidValues = map[string][]string{
 	"metrics-listen":    {`"metrics"`, `":99999"`, `""`},
 	"shutdown-grace":    {`-1`, `"2h"`, `"soon"`, `"-1s"`},
 	"log-level":         {`"loud"`, `""`, `3`},
+	"backend-cert":      {`""`, `"c\0"`},
+	"backend-key":       {`""`, `"k\0"`},
+	"client-ca":         {`""`, `"a\0b"`, `[ca.pem]`},
+	"client-auth":       {`"maybe"`, `""`, `true`},
+	"backends": {`[a]`, `{}`, `{greet: {}}`, `{greet: {addresses: []}}`, `{greet: {addresses: [nope]}}`,
+		`{"a.b": {addresses: ["g:1"]}}`, `{greet: {addresses: ["g:1"], adresses: ["g:2"]}}`,
+		`{greet: {addresses: ["dns:///g:1", "g:2"]}}`, `{greet: {addresses: ["g:1", "https://g:2"]}}`,
+		`{greet: {addresses: ["dns:///g"]}}`, `{greet: {addresses: ["g:1"], cert: c.pem}}`,
+		`{greet: {addresses: ["g:1"], ca: ca.pem, insecure-skip-verify: true}}`, `{greet: {addresses: ["g:1"], tls: maybe}}`},
+	"routes": {`{services: [a.B]}`, `[{backend: greet}]`, `[{services: [], backend: greet}]`, `[{services: ["a.*.B"], backend: greet}]`,
+		`[{services: [a.B], backend: nosuch}]`, `[{services: [a.B]}]`, `[{services: ["a.*"], backend: greet}, {services: [a.B], backend: greet}]`,
+		`[{services: [a.B], backend: greet, allow-origin: ["null"]}]`, `[{services: [a.B], backend: greet, allow-origin: ["*"], allow-credentials: true}]`,
+		`[{services: [a.B], backend: greet, max-age: 86401}]`, `[{services: [a.B], backend: greet, alow-origin: []}]`,
+		`[{services: [a.B], backend: greet, expose-header: ["x y"]}]`},
 	"services": {`{name: x}`, `[{name: ""}]`, `[{name: a.B, procedures: [{name: C, methods: [PUT]}]}]`,
 		`[{name: a.B, procedures: [{name: "", methods: [POST]}]}]`, `[{name: a.B}, {name: a.B}]`,
 		`[{name: a.B, procedures: [{name: C, request-headers: ["x y"]}]}]`,
@@ -82,8 +96,13 @@ func TestHardeningEveryKeyRefused(t *testing.T) {
 				if key == "tls-key" {
 					doc += "tls-cert: c.pem\n"
 				}
-				if key == "backend" {
+				switch key {
+				case "backend", "backends":
 					doc = key + ": " + value + "\n"
+				case "routes":
+					doc = "backends: {greet: {addresses: [\"127.0.0.1:9090\"]}}\n" + key + ": " + value + "\n"
+				case "client-auth":
+					doc += "client-ca: ca.pem\n"
 				}
 				path := filepath.Join(dir, strings.ReplaceAll(key, "-", "_")+"_"+string(rune('a'+i))+".yaml")
 				if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {

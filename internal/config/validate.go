@@ -37,6 +37,10 @@ func (f *File) validate() error {
 		{key: "shutdown-grace", check: func() error { return checkGrace(time.Duration(f.ShutdownGrace)) }},
 		{key: "log-level", check: func() error { return checkLevel(f.LogLevel) }},
 		{key: "services", check: func() error { return checkServices(f.Services) }},
+		{key: "backend-cert", check: func() error { return checkPath(f.BackendCert) }},
+		{key: "backend-key", check: func() error { return checkPath(f.BackendKey) }},
+		{key: "client-ca", check: func() error { return checkPath(f.ClientCA) }},
+		{key: "client-auth", check: func() error { return CheckClientAuth(f.ClientAuth) }},
 	}
 	for _, c := range checks {
 		if !f.present[c.key] {
@@ -53,12 +57,32 @@ func (f *File) validate() error {
 		}
 		return keyErrorf(missing, "missing: tls-cert and tls-key go together")
 	}
+	if f.present["backend-cert"] != f.present["backend-key"] {
+		missing := "backend-key"
+		if !f.present["backend-cert"] {
+			missing = "backend-cert"
+		}
+		return keyErrorf(missing, "missing: backend-cert and backend-key go together")
+	}
+	if f.present["client-auth"] && !f.present["client-ca"] {
+		return keyErrorf("client-auth", "without client-ca: give the CAs that verify client certificates")
+	}
 	// Each key was checked on its own above; what is left is a combination,
 	// such as the "*" origin with credentials.
 	if _, err := interceptor.New(f.corsOptions()...); err != nil {
 		return policyError(err)
 	}
-	return nil
+	return f.validateRouting()
+}
+
+// CheckClientAuth checks a client-auth value (also the --client-auth flag):
+// "require" or "verify-if-given".
+func CheckClientAuth(mode string) error {
+	switch mode {
+	case "require", "verify-if-given":
+		return nil
+	}
+	return fmt.Errorf("%q: use require or verify-if-given", mode)
 }
 
 // policyError is a refusal of interceptor.New in the words of the file: a

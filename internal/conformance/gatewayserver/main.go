@@ -8,7 +8,9 @@
 // and h2c on one port, the descriptors compiled from the suite's .proto
 // files), and answers on stdout with a ServerCompatResponse naming the
 // gateway's address. So every conformance RPC goes client → gateway
-// (Connect or gRPC-Web) → gRPC → referenceserver. It stops on SIGTERM.
+// (Connect or gRPC-Web) → gRPC → referenceserver. The gateway is routed: the
+// suite's services go to referenceserver, greet.v1.GreetService to greetd,
+// started in-process as a second backend. It stops on SIGTERM.
 //
 // Usage (see ../run.sh):
 //
@@ -35,6 +37,7 @@ import (
 
 	"github.com/corsgate/corsgate/gateway"
 	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/greetd"
 )
 
 func main() {
@@ -95,9 +98,22 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A routed gateway: the suite's service on one backend, greetd's on
+	// another, so that every case also crosses the routing table.
+	greetAddr, stopGreet, err := startGreetd()
+	if err != nil {
+		return err
+	}
+	defer stopGreet()
 	g, err := gateway.New(gateway.Config{
-		Backend:        backend.addr,
-		Files:          schema.files,
+		Backends: []gateway.Backend{
+			{Name: "conformance", Addresses: []string{backend.addr}, Files: schema.files},
+			{Name: "greet", Addresses: []string{greetAddr}},
+		},
+		Routes: []gateway.Route{
+			{Services: []string{"connectrpc.conformance.v1.*"}, Backend: "conformance"},
+			{Services: []string{"greet.v1.GreetService"}, Backend: "greet"},
+		},
 		Policy:         policy,
 		MaxMessageSize: maxSize,
 		Logger:         log,
@@ -150,6 +166,18 @@ func run(ctx context.Context, args []string) error {
 		_ = srv.Close()
 	}
 	return nil
+}
+
+// startGreetd serves greetd (greet.v1.GreetService, reflection, health) on
+// a loopback port, the gateway's second backend.
+func startGreetd() (addr string, stop func(), err error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	s := greetd.NewServer(nil)
+	go func() { _ = s.Serve(lis) }()
+	return lis.Addr().String(), s.Stop, nil
 }
 
 // reference is a running referenceserver child.

@@ -1,0 +1,301 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/h2client"
+)
+
+// DefaultBackendName is the name of the one backend of the single-backend
+// form ([Config.Backend]): its label in metrics, logs and /healthz.
+const DefaultBackendName = "default"
+
+// dnsScheme starts a backend address resolved by DNS: "dns:///host:port".
+const dnsScheme = "dns:///"
+
+// Backend is one named gRPC backend of a routed gateway ([Config.Backends]).
+type Backend struct {
+	// Name names the backend in [Route.Backend], metrics, logs and /healthz.
+	// Required; letters, digits, '.', '_' and '-', at most 64 bytes.
+	Name string
+	// Addresses are the backend's replicas: "host:port", "http://host:port"
+	// (h2c) or "https://host:port" (TLS), all of one scheme, or one
+	// "dns:///host:port" target. At least one is required. Until replicas
+	// are balanced, calls go to the first address only, and a warning is
+	// logged when there are more.
+	Addresses []string
+	// TLS, when not nil, makes the gateway speak TLS to the backend, as
+	// [Config.BackendTLS] does; its Certificates are the client certificate
+	// for mutual TLS.
+	TLS *tls.Config
+	// Files are the backend's descriptors; nil asks its server reflection,
+	// as [Config.Files] says.
+	Files *protoregistry.Files
+	// Policy decides CORS for the services of this backend that no route
+	// claims. Nil means [Config.Policy].
+	Policy *interceptor.Policy
+}
+
+// backendClient is how the gateway reaches one backend: the calls through
+// Call, and server reflection and health checks through RoundTrip. Its
+// methods have the contract of [h2client.Transport]'s. A backend with one
+// address is an *h2client.Transport; a balancer over replicas may be
+// another implementation. It must be safe for concurrent use.
+type backendClient interface {
+	// Call sends req under ctx and returns once the response headers
+	// arrived, or with whole once the response ended.
+	Call(ctx context.Context, req *http.Request, whole bool) (*http.Response, error)
+	// RoundTrip is Call under req's context, without whole.
+	RoundTrip(*http.Request) (*http.Response, error)
+	// CloseIdleConnections closes the connections that carry no call.
+	CloseIdleConnections()
+	// Close closes every connection; calls after it fail.
+	Close() error
+}
+
+// h2Backend is a backendClient with one address.
+type h2Backend struct{ *h2client.Transport }
+
+func (b h2Backend) Close() error {
+	b.Transport.Close()
+	return nil
+}
+
+// backend is one backend at run time: its client, its descriptors and, in
+// reflection mode, its refresher.
+type backend struct {
+	g         *Gateway
+	name      string
+	scheme    string
+	authority string
+	baseURL   string
+	client    backendClient
+	http      *http.Client // over client: reflection and health
+	policy    *interceptor.Policy
+	reflect   bool
+	// implicit is the rule of the services no route claims.
+	implicit *rule
+
+	// files and digest are the descriptors in force, nil before the first
+	// load; written under g.mu.
+	files  atomic.Pointer[protoregistry.Files]
+	digest [sha256.Size]byte
+	// routingErr is the last refusal of a routing table with this backend's
+	// new descriptors, nil when they are in force.
+	routingErr atomic.Pointer[RoutingError]
+
+	kick     chan struct{} // asks the refresher to reflect now
+	lastKick atomic.Int64  // unix nanoseconds of the last kick from a request
+}
+
+// newBackend validates one backend's addresses and builds its client.
+// field names the backend in errors ("Backend", "Backends[1]").
+func (g *Gateway) newBackend(b Backend, field string) (*backend, error) {
+	if len(b.Addresses) == 0 {
+		return nil, &ConfigError{Field: field + ".Addresses", Err: errors.New("no address; give at least one host:port")}
+	}
+	var scheme, authority string
+	var useTLS bool
+	for i, addr := range b.Addresses {
+		s, a, t, err := parseAddress(addr)
+		if err != nil {
+			if field == "Backend" {
+				return nil, &ConfigError{Field: field, Err: err}
+			}
+			return nil, &ConfigError{Field: fmt.Sprintf("%s.Addresses[%d]", field, i), Err: err}
+		}
+		if i == 0 {
+			scheme, authority, useTLS = s, a, t
+		} else if s != scheme || strings.HasPrefix(addr, dnsScheme) || strings.HasPrefix(b.Addresses[0], dnsScheme) {
+			return nil, &ConfigError{Field: fmt.Sprintf("%s.Addresses[%d]", field, i),
+				Err: fmt.Errorf("%q: give one dns:/// target, or host:port addresses of one scheme", addr)}
+		}
+	}
+	if b.TLS != nil {
+		useTLS = true
+	}
+	if useTLS {
+		scheme = "https"
+	}
+	if len(b.Addresses) > 1 || strings.HasPrefix(b.Addresses[0], dnsScheme) {
+		g.log.Warn("gateway: balancing over replicas is not built yet; every call goes to the first address",
+			"backend", b.Name, "address", authority, "addresses", len(b.Addresses))
+	}
+	h2cfg := h2client.Config{Authority: authority, TLS: b.TLS}
+	if useTLS && h2cfg.TLS == nil {
+		h2cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	t, err := h2client.New(h2cfg)
+	if err != nil {
+		return nil, &ConfigError{Field: field, Err: err}
+	}
+	be := &backend{
+		g:         g,
+		name:      b.Name,
+		scheme:    scheme,
+		authority: authority,
+		baseURL:   scheme + "://" + authority,
+		client:    h2Backend{t},
+		policy:    b.Policy,
+		reflect:   b.Files == nil,
+		kick:      make(chan struct{}, 1),
+	}
+	if be.policy == nil {
+		be.policy = g.policy
+	}
+	be.http = &http.Client{Transport: roundTripper{be.client}}
+	return be, nil
+}
+
+// roundTripper hides every method of a backendClient but RoundTrip, so that
+// net/http's client does not take it for more than an [http.RoundTripper].
+type roundTripper struct{ c backendClient }
+
+func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return rt.c.RoundTrip(r) }
+
+// parseAddress reads one backend address: "host:port", "http://host:port",
+// "https://host:port" or "dns:///host:port".
+func parseAddress(addr string) (scheme, authority string, useTLS bool, err error) {
+	if rest, ok := strings.CutPrefix(addr, dnsScheme); ok {
+		if _, port, err := net.SplitHostPort(rest); err != nil || port == "" {
+			return "", "", false, fmt.Errorf("%q: give dns:///host:port", addr)
+		}
+		return "http", rest, false, nil
+	}
+	if addr == "" {
+		return "", "", false, errors.New(`empty; give "host:port", "http://host:port" or "https://host:port"`)
+	}
+	scheme = "http"
+	authority = addr
+	if strings.Contains(addr, "://") {
+		u, err := url.Parse(addr)
+		if err != nil {
+			return "", "", false, fmt.Errorf("%q: %w", addr, err)
+		}
+		switch u.Scheme {
+		case "http", "h2c":
+		case "https":
+			useTLS = true
+		default:
+			return "", "", false, fmt.Errorf("%q has scheme %q; use http:// (h2c), https:// or dns:///", addr, u.Scheme)
+		}
+		if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+			return "", "", false, fmt.Errorf("%q has a path or query; give only scheme://host:port", addr)
+		}
+		authority = u.Host
+		if useTLS {
+			scheme = "https"
+		}
+	}
+	if _, port, err := net.SplitHostPort(authority); err != nil || port == "" {
+		return "", "", false, fmt.Errorf("%q has no port; give host:port", addr)
+	}
+	return scheme, authority, useTLS, nil
+}
+
+// validBackendName reports a name fit for a metric label and a config key.
+func validBackendName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// loaded reports whether the backend has descriptors in force.
+func (b *backend) loaded() bool { return b.files.Load() != nil }
+
+// refresher loads the backend's descriptors by reflection: quickly retried
+// until the first success, then every interval and whenever kicked.
+func (b *backend) refresher(done func()) {
+	defer done()
+	g := b.g
+	backoff := 50 * time.Millisecond
+	const maxBackoff = 5 * time.Second
+	var timer *time.Timer
+	for {
+		err := b.refreshOnce()
+		var wait time.Duration
+		switch {
+		case err == nil:
+			backoff = 50 * time.Millisecond
+			wait = g.interval
+		case g.ctx.Err() != nil:
+			return
+		default:
+			if b.loaded() {
+				g.log.Warn("gateway: reflection refresh failed; keeping the last descriptors", "backend", b.name, "address", b.authority, "error", err)
+			} else {
+				g.log.Debug("gateway: waiting for the backend's reflection", "backend", b.name, "address", b.authority, "error", err)
+			}
+			wait = backoff
+			backoff = min(2*backoff, maxBackoff)
+		}
+		var tick <-chan time.Time
+		if wait > 0 {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			tick = timer.C
+		}
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-b.kick:
+		case <-tick:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+func (b *backend) refreshOnce() error {
+	ctx, cancel := context.WithTimeout(b.g.ctx, 10*time.Second)
+	defer cancel()
+	files, err := b.reflectFiles(ctx)
+	if err != nil {
+		return err
+	}
+	return b.g.install(b, files)
+}
+
+// kickRefresh asks the refresher to reflect soon, at most once a second:
+// called when a request names an unknown procedure or the backend is
+// unreachable, since the backend may have restarted with other services.
+func (b *backend) kickRefresh() {
+	if !b.reflect {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := b.lastKick.Load()
+	if now-last < int64(time.Second) || !b.lastKick.CompareAndSwap(last, now) {
+		return
+	}
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
