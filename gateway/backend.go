@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/balancer"
 	"github.com/corsgate/corsgate/internal/h2client"
 )
 
@@ -33,9 +34,13 @@ type Backend struct {
 	Name string
 	// Addresses are the backend's replicas: "host:port", "http://host:port"
 	// (h2c) or "https://host:port" (TLS), all of one scheme, or one
-	// "dns:///host:port" target. At least one is required. Until replicas
-	// are balanced, calls go to the first address only, and a warning is
-	// logged when there are more.
+	// "dns:///host:port" target, re-resolved every 30 s and when a
+	// connection fails. At least one is required. With more than one
+	// replica, calls go to the ready replica with the fewest calls in
+	// flight, failed replicas are ejected and probed again with backoff,
+	// replicas whose grpc.health.v1 says NOT_SERVING get no new calls, and
+	// a call that never reached a replica is retried once on another (see
+	// internal/balancer).
 	Addresses []string
 	// TLS, when not nil, makes the gateway speak TLS to the backend, as
 	// [Config.BackendTLS] does; its Certificates are the client certificate
@@ -47,6 +52,9 @@ type Backend struct {
 	// Policy decides CORS for the services of this backend that no route
 	// claims. Nil means [Config.Policy].
 	Policy *interceptor.Policy
+	// ResolveInterval is how often a "dns:///host:port" address is
+	// resolved again; the default (zero) is 30 s.
+	ResolveInterval time.Duration
 }
 
 // backendClient is how the gateway reaches one backend: the calls through
@@ -66,12 +74,48 @@ type backendClient interface {
 	Close() error
 }
 
-// h2Backend is a backendClient with one address.
+// h2Backend is a backendClient with one address: the gateway's HTTP/2
+// client alone, the cheapest path.
 type h2Backend struct{ *h2client.Transport }
 
 func (b h2Backend) Close() error {
 	b.Transport.Close()
 	return nil
+}
+
+// newBackendClient is the client of one backend: its HTTP/2 client for a
+// single "host:port", a [balancer.Pool] over the replicas for several
+// addresses or a dns:/// target.
+func (g *Gateway) newBackendClient(b Backend, authority string, tlsConf *tls.Config) (backendClient, error) {
+	if len(b.Addresses) == 1 && !strings.HasPrefix(b.Addresses[0], dnsScheme) {
+		t, err := h2client.New(h2client.Config{Authority: authority, TLS: tlsConf})
+		if err != nil {
+			return nil, err
+		}
+		return h2Backend{t}, nil
+	}
+	addrs := make([]string, len(b.Addresses))
+	for i, addr := range b.Addresses {
+		if strings.HasPrefix(addr, dnsScheme) {
+			addrs[i] = addr
+			continue
+		}
+		_, a, _, err := parseAddress(addr)
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = a
+	}
+	return balancer.New(balancer.Config{
+		Name:            b.Name,
+		Addresses:       addrs,
+		TLS:             tlsConf,
+		Resolver:        g.resolver,
+		ResolveInterval: b.ResolveInterval,
+		HealthCheck:     true,
+		Logger:          g.log,
+		Observe:         g.metrics.replicaObserver(),
+	})
 }
 
 // backend is one backend at run time: its client, its descriptors and, in
@@ -130,15 +174,11 @@ func (g *Gateway) newBackend(b Backend, field string) (*backend, error) {
 	if useTLS {
 		scheme = "https"
 	}
-	if len(b.Addresses) > 1 || strings.HasPrefix(b.Addresses[0], dnsScheme) {
-		g.log.Warn("gateway: balancing over replicas is not built yet; every call goes to the first address",
-			"backend", b.Name, "address", authority, "addresses", len(b.Addresses))
+	tlsConf := b.TLS
+	if useTLS && tlsConf == nil {
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	h2cfg := h2client.Config{Authority: authority, TLS: b.TLS}
-	if useTLS && h2cfg.TLS == nil {
-		h2cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	t, err := h2client.New(h2cfg)
+	client, err := g.newBackendClient(b, authority, tlsConf)
 	if err != nil {
 		return nil, &ConfigError{Field: field, Err: err}
 	}
@@ -148,7 +188,7 @@ func (g *Gateway) newBackend(b Backend, field string) (*backend, error) {
 		scheme:    scheme,
 		authority: authority,
 		baseURL:   scheme + "://" + authority,
-		client:    h2Backend{t},
+		client:    client,
 		policy:    b.Policy,
 		reflect:   b.Files == nil,
 		kick:      make(chan struct{}, 1),

@@ -147,6 +147,15 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when not nil, counts calls, latencies and backend errors.
 	Metrics *Metrics
+	// Resolver resolves the "dns:///host:port" addresses of backends to
+	// their replicas. Nil means net.DefaultResolver; tests inject their own.
+	Resolver Resolver
+}
+
+// Resolver looks up the IPv4 and IPv6 addresses of a host;
+// *net.Resolver is one.
+type Resolver interface {
+	LookupHost(ctx context.Context, host string) ([]string, error)
 }
 
 // Gateway serves gRPC-Web, Connect and gRPC clients from gRPC backends. It
@@ -155,6 +164,7 @@ type Config struct {
 type Gateway struct {
 	log      *slog.Logger
 	metrics  *Metrics
+	resolver Resolver // nil: net.DefaultResolver
 	policy   *interceptor.Policy
 	services []interceptor.Service
 	maxMsg   int
@@ -242,6 +252,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		log:      cfg.Logger,
 		metrics:  cfg.Metrics,
+		resolver: cfg.Resolver,
 		policy:   cfg.Policy,
 		services: cfg.Services,
 		maxMsg:   cfg.MaxMessageSize,

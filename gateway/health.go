@@ -11,6 +11,8 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
+
+	"github.com/corsgate/corsgate/internal/balancer"
 )
 
 // healthTimeout bounds a backend health check made for /healthz or for
@@ -101,6 +103,16 @@ func (g *Gateway) serveHealthz(w http.ResponseWriter, r *http.Request) {
 			} else {
 				fmt.Fprintf(&detail, "backend %s: ok\n", b.name)
 			}
+		}
+		if pool, ok := b.client.(*balancer.Pool); ok {
+			ready, all := 0, 0
+			for _, r := range pool.Replicas() {
+				all++
+				if r.State == balancer.StateReady {
+					ready++
+				}
+			}
+			fmt.Fprintf(&detail, "backend %s: %d of %d replicas ready\n", b.name, ready, all)
 		}
 		if rerr := b.routingErr.Load(); rerr != nil {
 			fmt.Fprintf(&detail, "backend %s: routing table refused, the last good one serves: %v\n", b.name, rerr)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/balancer"
 )
 
 // Metrics are the gateway's Prometheus metrics:
@@ -20,6 +21,7 @@ import (
 //	corsgate_cors_requests_total{result,reason,backend}              cross-origin actual requests
 //	corsgate_backend_errors_total{backend}                           backend unreachable or broken
 //	corsgate_routing_errors_total{backend}                           routing tables refused (see [RoutingError])
+//	corsgate_backend_replica_transitions_total{backend,state}        replica state changes; state="ejected" counts ejections
 //
 // procedure is a routed "/pkg.Service/Method" or "unknown"; protocol is
 // grpc_web, grpc_web_text, connect or grpc; code is the gRPC code in
@@ -33,6 +35,7 @@ type Metrics struct {
 	crossOrigin   *prometheus.CounterVec
 	backendErrors *prometheus.CounterVec
 	routingErrors *prometheus.CounterVec
+	replicas      *prometheus.CounterVec
 	// def is the observer of ObserveVerdict.
 	def *verdictObserver
 }
@@ -81,9 +84,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "corsgate_routing_errors_total",
 			Help: "Routing tables refused after new descriptors of a backend, by backend; the last good table kept serving.",
 		}, []string{"backend"}),
+		replicas: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "corsgate_backend_replica_transitions_total",
+			Help: "Changes of a backend replica's state (ready, ejected, not-serving, draining, none), by backend and the state entered; state=\"ejected\" counts ejections.",
+		}, []string{"backend", "state"}),
 	}
 	m.def = &verdictObserver{m: m, backend: DefaultBackendName}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.preflights, m.crossOrigin, m.backendErrors, m.routingErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.preflights, m.crossOrigin, m.backendErrors, m.routingErrors, m.replicas} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -244,4 +251,15 @@ func (m *Metrics) addBackend(backend string) {
 	}
 	m.backendErrors.WithLabelValues(backend)
 	m.routingErrors.WithLabelValues(backend)
+}
+
+// replicaObserver counts the state changes of a backend's replicas; nil
+// without metrics.
+func (m *Metrics) replicaObserver() func(balancer.ReplicaEvent) {
+	if m == nil {
+		return nil
+	}
+	return func(ev balancer.ReplicaEvent) {
+		m.replicas.WithLabelValues(ev.Backend, ev.To.String()).Inc()
+	}
 }

@@ -1,7 +1,6 @@
 package balancer
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -11,12 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"os/signal"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,105 +19,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
-	"github.com/corsgate/corsgate/internal/greetd"
 	"github.com/corsgate/corsgate/internal/greetsvc"
 	"github.com/corsgate/corsgate/internal/h2client"
 	"github.com/corsgate/corsgate/internal/testutil"
 )
 
-// childEnv, set to a listen address, makes the test binary serve greetd
-// there instead of running tests: the replica-kill test needs replicas in
-// processes of their own, to SIGKILL.
-const childEnv = "CORSGATE_BALANCER_GREETD"
-
 func TestMain(m *testing.M) {
-	if addr := os.Getenv(childEnv); addr != "" {
-		if err := runChild(addr); err != nil {
-			fmt.Fprintln(os.Stderr, "greetd child:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testutil.RunGreetdProcess()
 	goleak.VerifyTestMain(m)
-}
-
-// runChild serves greetd on addr until SIGTERM or EOF on stdin, after
-// printing the address it listens on.
-func runChild(addr string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		stop()
-	}()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	slog.SetDefault(logger)
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	if _, err := fmt.Println(lis.Addr().String()); err != nil {
-		return err
-	}
-	return greetd.Serve(ctx, greetd.NewServer(nil), lis, time.Second, logger)
-}
-
-// child is greetd in a process of its own.
-type child struct {
-	addr  string
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan struct{}
-}
-
-// startChild starts a greetd process listening on addr ("127.0.0.1:0" for
-// any port); it is stopped at the test's end.
-func startChild(tb testing.TB, addr string) *child {
-	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+addr)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin, done: make(chan struct{})}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		tb.Fatalf("greetd child printed no address: %v", err)
-	}
-	c.addr = strings.TrimSpace(line)
-	go func() {
-		_ = cmd.Wait()
-		close(c.done)
-	}()
-	tb.Cleanup(c.stop)
-	return c
-}
-
-// kill sends SIGKILL and waits for the process to end.
-func (c *child) kill() {
-	_ = c.cmd.Process.Kill()
-	<-c.done
-}
-
-// stop ends the process gently, or kills it after a while.
-func (c *child) stop() {
-	_ = c.stdin.Close()
-	select {
-	case <-c.done:
-	case <-time.After(5 * time.Second):
-		c.kill()
-	}
 }
 
 // counted is an in-process greetd whose calls are counted.

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 // TestReplicaKill: 64 callers for 20 s through a pool of three greetd
@@ -23,10 +25,10 @@ func TestReplicaKill(t *testing.T) {
 	killAfter, restartAfter, runFor := scale*1250*time.Millisecond, scale*2500*time.Millisecond, scale*5*time.Second
 	const callers = 64
 
-	replicas := []*child{startChild(t, "127.0.0.1:0"), startChild(t, "127.0.0.1:0"), startChild(t, "127.0.0.1:0")}
+	replicas := []*testutil.GreetdProcess{testutil.StartGreetdProcess(t, "127.0.0.1:0"), testutil.StartGreetdProcess(t, "127.0.0.1:0"), testutil.StartGreetdProcess(t, "127.0.0.1:0")}
 	victim := replicas[1]
 	var ejections atomic.Int64
-	p := newPool(t, Config{Name: "greet", Addresses: []string{replicas[0].addr, replicas[1].addr, replicas[2].addr},
+	p := newPool(t, Config{Name: "greet", Addresses: []string{replicas[0].Addr, replicas[1].Addr, replicas[2].Addr},
 		Observe: func(e ReplicaEvent) {
 			if e.To == StateEjected {
 				ejections.Add(1)
@@ -76,18 +78,18 @@ func TestReplicaKill(t *testing.T) {
 	}
 
 	time.Sleep(time.Until(start.Add(killAfter)))
-	callsAtKill := status(p, victim.addr).Calls
-	victim.kill()
+	callsAtKill := status(p, victim.Addr).Calls
+	victim.Kill()
 	killedAt.Store(time.Now().UnixNano())
-	eventually(t, 2*time.Second, "the killed replica ejected", func() bool { return status(p, victim.addr).State == StateEjected })
+	eventually(t, 2*time.Second, "the killed replica ejected", func() bool { return status(p, victim.Addr).State == StateEjected })
 	ejectedIn := time.Since(time.Unix(0, killedAt.Load()))
 
 	time.Sleep(time.Until(start.Add(restartAfter)))
-	callsBeforeRestart := status(p, victim.addr).Calls
-	restarted := startChild(t, victim.addr)
+	callsBeforeRestart := status(p, victim.Addr).Calls
+	restarted := testutil.StartGreetdProcess(t, victim.Addr)
 	restartedAt := time.Now()
 	eventually(t, 5*time.Second, "the restarted replica takes calls", func() bool {
-		return status(p, restarted.addr).Calls > callsBeforeRestart+10
+		return status(p, restarted.Addr).Calls > callsBeforeRestart+10
 	})
 	backIn := time.Since(restartedAt)
 	wg.Wait()
@@ -96,7 +98,7 @@ func TestReplicaKill(t *testing.T) {
 	t.Logf("%d callers, %v: %d calls, %d ok, %d failed in flight at the kill, %d failed after it, %d other failures",
 		callers, runFor, calls.Load(), ok.Load(), inFlightFailed.Load(), lateFailed.Load(), otherFailed.Load())
 	t.Logf("victim %s: %d calls before the kill, %d before the restart, ejected %v after the kill, back %v after the restart; ejections %d",
-		victim.addr, callsAtKill, callsBeforeRestart, ejectedIn.Round(time.Millisecond), backIn.Round(time.Millisecond), ejections.Load())
+		victim.Addr, callsAtKill, callsBeforeRestart, ejectedIn.Round(time.Millisecond), backIn.Round(time.Millisecond), ejections.Load())
 	for _, s := range st {
 		t.Logf("replica %s: %s, %d calls, %d ejections", s.Address, s.State, s.Calls, s.Ejections)
 	}
@@ -113,11 +115,11 @@ func TestReplicaKill(t *testing.T) {
 		if s.State != StateReady {
 			t.Errorf("replica %s is %s at the end", s.Address, s.State)
 		}
-		if s.Address != victim.addr && s.Ejections != 0 {
+		if s.Address != victim.Addr && s.Ejections != 0 {
 			t.Errorf("replica %s that was not killed was ejected %d times", s.Address, s.Ejections)
 		}
 	}
-	if s := status(p, victim.addr); s.Ejections < 1 {
+	if s := status(p, victim.Addr); s.Ejections < 1 {
 		t.Errorf("the killed replica was never ejected: %+v", s)
 	}
 }
