@@ -114,6 +114,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when not nil, counts calls, latencies and backend errors.
 	Metrics *Metrics
+	// WebSockets, when not nil, also serves improbable-eng/grpc-web's
+	// WebSocket transport (every stream type, client and bidi streams
+	// included) behind the Policy's Origin check; see [WebSocketConfig].
+	// Nil: upgrades are not served.
+	WebSockets *WebSocketConfig
 }
 
 // Gateway serves gRPC-Web, Connect and gRPC clients from a gRPC backend. It is
@@ -142,6 +147,7 @@ type Gateway struct {
 	lastKick  atomic.Int64  // unix nanoseconds of the last kick from a request
 	health    http.Handler
 	healthPfx string
+	ws        *webSockets // nil: WebSockets off
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -240,6 +246,9 @@ func New(cfg Config) (*Gateway, error) {
 	g.transport = newTransport(useTLS, g.backend)
 	g.client = &http.Client{Transport: g.transport}
 	g.healthPfx, g.health = g.newHealthHandler()
+	if err := g.initWebSockets(cfg.WebSockets, cfg.Policy); err != nil {
+		return nil, err
+	}
 
 	empty, err := g.newState(nil)
 	if err != nil {
@@ -328,6 +337,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	} else if strings.HasPrefix(path, g.healthPfx) {
 		g.health.ServeHTTP(w, r)
+		return
+	}
+	if g.ws != nil && isWebSocketUpgrade(r) {
+		g.serveWebSocket(w, r)
 		return
 	}
 	g.state.Load().handler.ServeHTTP(w, r)
