@@ -332,15 +332,15 @@ func newTransport(useTLS bool, backend *h2client.Transport) *http.Transport {
 // ServeHTTP serves one request: a CORS preflight, an RPC in any of the
 // accepted protocols, /healthz or grpc.health.v1.Health.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.ws != nil && isWebSocketUpgrade(r) {
+		g.serveWebSocket(w, r) // before health: upgrades go to browser procedures only
+		return
+	}
 	if path := r.URL.Path; path == "/healthz" {
 		g.serveHealthz(w, r)
 		return
 	} else if strings.HasPrefix(path, g.healthPfx) {
 		g.health.ServeHTTP(w, r)
-		return
-	}
-	if g.ws != nil && isWebSocketUpgrade(r) {
-		g.serveWebSocket(w, r)
 		return
 	}
 	g.state.Load().handler.ServeHTTP(w, r)

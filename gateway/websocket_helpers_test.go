@@ -56,13 +56,31 @@ func (r wsResult) message() string {
 }
 
 // dialWS opens a stream to path with the Origin origin ("" for none) and
-// sends the header message md (lines as the client joins them).
+// sends the header message: the protocol's lines and md.
 func dialWS(tb testing.TB, ctx context.Context, baseURL, path, origin string, md map[string]string) (*wsClient, *http.Response, error) {
 	tb.Helper()
 	h := http.Header{}
 	if origin != "" {
 		h.Set("Origin", origin)
 	}
+	var lines strings.Builder
+	for k, v := range md {
+		fmt.Fprintf(&lines, "%s: %s\r\n", k, v)
+	}
+	c, resp, err := dialRaw(tb, ctx, baseURL, path, h, lines.String())
+	return c, resp, err
+}
+
+// dialWithHeader is dialWS with the upgrade's headers h and extra lines for
+// the header message.
+func dialWithHeader(tb testing.TB, ctx context.Context, baseURL, path string, h http.Header, lines string) (*wsClient, error) {
+	tb.Helper()
+	c, _, err := dialRaw(tb, ctx, baseURL, path, h, lines)
+	return c, err
+}
+
+func dialRaw(tb testing.TB, ctx context.Context, baseURL, path string, h http.Header, lines string) (*wsClient, *http.Response, error) {
+	tb.Helper()
 	conn, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(baseURL, "http")+path, &websocket.DialOptions{
 		Subprotocols: []string{"grpc-websockets"},
 		HTTPHeader:   h,
@@ -73,12 +91,8 @@ func dialWS(tb testing.TB, ctx context.Context, baseURL, path, origin string, md
 	conn.SetReadLimit(64 << 20)
 	c := &wsClient{tb: tb, conn: conn, ctx: ctx}
 	tb.Cleanup(func() { _ = conn.CloseNow() })
-	var lines strings.Builder
-	lines.WriteString("content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n")
-	for k, v := range md {
-		fmt.Fprintf(&lines, "%s: %s\r\n", k, v)
-	}
-	if err := conn.Write(ctx, websocket.MessageBinary, []byte(lines.String())); err != nil {
+	msg := "content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n" + lines
+	if err := conn.Write(ctx, websocket.MessageBinary, []byte(msg)); err != nil {
 		return nil, resp, err
 	}
 	return c, resp, nil
