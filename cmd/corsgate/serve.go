@@ -63,6 +63,7 @@ type serveConfig struct {
 	maxMessageSize    int
 	metricsListen     string
 	shutdownGrace     time.Duration
+	websockets        websocketFlags
 	// services are the config file's per-procedure rules, nil without.
 	services []interceptor.Service
 }
@@ -122,6 +123,7 @@ command line win.`,
 	fs.IntVar(&cfg.maxMessageSize, "max-message-size", gateway.DefaultMaxMessageSize, "largest message in bytes, either direction; larger ones fail with RESOURCE_EXHAUSTED")
 	fs.StringVar(&cfg.metricsListen, "metrics-listen", "", "address to serve Prometheus /metrics on (host:port); default: none")
 	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", defaultShutdownGrace, "at shutdown, how long calls in flight may take before they are canceled")
+	cfg.websockets.register(fs)
 	cfg.cors.Register(fs)
 	return cmd
 }
@@ -209,6 +211,7 @@ func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
 		MaxMessageSize: cfg.maxMessageSize,
 		Logger:         log,
 		Metrics:        metrics,
+		WebSockets:     cfg.websockets.config(),
 	}
 	if s.gw, err = gateway.New(gwCfg); err != nil {
 		var ce *gateway.ConfigError
@@ -258,6 +261,8 @@ func configKey(field string) string {
 		return "--descriptors"
 	case "Services":
 		return "services"
+	case "WebSockets.MaxStreams":
+		return "--" + flagWebSocketMaxStreams
 	}
 	return field
 }
@@ -272,6 +277,9 @@ func (c *serveConfig) validate() error {
 		return cliflags.Usagef("--max-message-size %d: must be between 1 and %d", c.maxMessageSize, config.MaxMessageSize)
 	case c.shutdownGrace < 0 || c.shutdownGrace > config.MaxShutdownGrace:
 		return cliflags.Usagef("--shutdown-grace %v: must be between 0 and %v", c.shutdownGrace, config.MaxShutdownGrace)
+	}
+	if err := c.websockets.validate(); err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(c.listen); err != nil {
 		return cliflags.Usagef("--listen %q: %w", c.listen, err)
