@@ -1,9 +1,20 @@
 package e2e
 
 import (
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os/exec"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/corsgate/corsgate/example/web"
+	"github.com/corsgate/corsgate/internal/greetd"
+	"github.com/corsgate/corsgate/internal/greetsvc"
 )
 
 // TestWebSocketStreams: @improbable-eng/grpc-web's WebsocketTransport, in
@@ -92,4 +103,92 @@ func TestWebSocketDisallowedOrigin(t *testing.T) {
 	if n := e.calls.count("Chat"); n != 0 {
 		t.Errorf("greetd saw %d Chat calls", n)
 	}
+}
+
+// TestWebSocketCorsgateServe runs the binary as an operator would,
+// `corsgate serve --websockets` in front of greetd, and streams GreetMany
+// and Chat to it from the page in Chromium; the same page on a disallowed
+// origin is refused and greetd sees no call from it.
+func TestWebSocketCorsgateServe(t *testing.T) {
+	t.Parallel()
+	tab := newTab(t) // skips before the build when there is no browser
+	bin := buildCorsgate(t)
+	calls := &callLog{}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := greetd.NewServer(&greetsvc.Greeter{Record: calls.add})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	site := httptest.NewServer(http.FileServerFS(web.FS))
+	t.Cleanup(site.Close)
+	other := httptest.NewServer(http.FileServerFS(web.FS))
+	t.Cleanup(other.Close)
+
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--backend", lis.Addr().String(),
+		"--allow-origin", site.URL, "--websockets")
+	out := &gatewayURLWriter{found: make(chan string, 1)}
+	cmd.Stdout = out
+	cmd.Stderr = &testWriter{t: t, prefix: "corsgate serve: "}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+	})
+	var gw string
+	select {
+	case gw = <-out.found:
+	case <-time.After(20 * time.Second):
+		t.Fatal("corsgate serve printed no Gateway URL within 20s")
+	}
+
+	p := &page{t: t, ctx: tab}
+	p.navigate(site.URL + "/?gateway=" + url.QueryEscape(gw))
+	var r runResult
+	for range 50 { // reflection loads the descriptors in the background
+		if r = p.run(runOptions{Client: clientImprobableWS, Method: "GreetMany", Target: gw, Name: "Ada"}); r.OK {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	wantOK(t, r)
+	wantMessages(t, r, `{"greeting":"Hello, Ada and Bo and Cy!","count":3}`)
+	r = p.run(runOptions{Client: clientImprobableWS, Method: "Chat", Target: gw, Name: "Ada"})
+	wantOK(t, r)
+	wantMessages(t, r, `{"text":"you said: hello from Ada"}`, `{"text":"you said: how are you?"}`, `{"text":"you said: bye"}`)
+
+	before := calls.count("Chat")
+	evil := &page{t: t, ctx: newTab(t)}
+	evil.navigate(other.URL + "/?gateway=" + url.QueryEscape(gw))
+	r = evil.run(runOptions{Client: clientImprobableWS, Method: "Chat", Target: gw, Name: "Eve"})
+	if r.OK || !strings.Contains(r.Message, "refused the WebSocket upgrade") {
+		t.Errorf("Chat from a disallowed origin: %v; want a refused upgrade", r)
+	}
+	if n := calls.count("Chat") - before; n != 0 {
+		t.Errorf("greetd saw %d Chat calls from the disallowed origin", n)
+	}
+}
+
+// gatewayURLWriter finds the "Gateway: " line of corsgate serve's stdout.
+type gatewayURLWriter struct {
+	mu    sync.Mutex
+	buf   strings.Builder
+	sent  bool
+	found chan string
+}
+
+func (w *gatewayURLWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for _, line := range strings.Split(w.buf.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "Gateway: "); ok && !w.sent && strings.HasSuffix(w.buf.String(), "\n") {
+			w.sent = true
+			w.found <- strings.TrimSpace(v)
+		}
+	}
+	return len(p), nil
 }

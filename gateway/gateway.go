@@ -384,7 +384,9 @@ func (g *Gateway) Files() *protoregistry.Files {
 
 // Close stops the background reflection and closes idle backend
 // connections. Calls in flight are not interrupted; stop the http.Server
-// first.
+// first. WebSocket streams, which http.Server.Shutdown does not wait for
+// (their connections are hijacked), are canceled: each ends with CANCELED
+// in its trailer frame.
 func (g *Gateway) Close() error {
 	g.cancel()
 	<-g.done
