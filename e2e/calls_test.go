@@ -20,6 +20,7 @@ const (
 	clientConnectGRPCW = "connect-grpcweb" // connect-web, gRPC-Web protocol
 	clientGRPCWebText  = "grpcweb-text"    // grpc-web npm client, text mode
 	clientGRPCWebBin   = "grpcweb-binary"  // grpc-web npm client, binary mode (unary only)
+	clientImprobableWS = "improbable-ws"   // @improbable-eng/grpc-web, WebsocketTransport (gateway only)
 )
 
 var clients = []string{clientConnect, clientConnectGRPCW, clientGRPCWebText, clientGRPCWebBin}

@@ -26,10 +26,22 @@ type rowState struct {
 }
 
 // wantStates is what "Run all" shows per client and case (the ids of the
-// page's table), the same in drop-in and gateway mode: ok, error (a
-// failure the page shows on purpose) or unsupported (the page does not try).
-func wantStates() map[string]string {
+// page's table) in mode m: ok, error (a failure the page shows on purpose)
+// or unsupported (the page does not try). The four fetch and XHR clients
+// show the same in both modes; the WebSocket client runs against the
+// gateway only, and streams request bodies there.
+func wantStates(m mode) map[string]string {
 	want := map[string]string{}
+	for _, c := range []string{"greet", "greet-error", "set-greeting", "greet-stream", "greet-many", "chat", "reset-greetings"} {
+		switch {
+		case m == dropIn:
+			want[clientImprobableWS+"/"+c] = "unsupported"
+		case c == "greet-error" || c == "reset-greetings":
+			want[clientImprobableWS+"/"+c] = "error"
+		default:
+			want[clientImprobableWS+"/"+c] = "ok"
+		}
+	}
 	for _, client := range clients {
 		want[client+"/greet"] = "ok"
 		want[client+"/greet-error"] = "error"
@@ -243,7 +255,7 @@ func TestDemoCommand(t *testing.T) {
 	if target != api {
 		t.Fatalf("the page targets %q, want the demo's API %q (from config.json)", target, api)
 	}
-	saveScreenshot(t, p.runAll(wantStates()), true)
+	saveScreenshot(t, p.runAll(wantStates(dropIn)), true)
 
 	calls := debugCalls(t, api)
 	var greetGET, reset int
@@ -302,5 +314,5 @@ func TestRunAllGateway(t *testing.T) {
 	e := startEnv(t, envConfig{mode: viaGateway})
 	p := &page{t: t, ctx: newTab(t)}
 	p.navigate(fmt.Sprintf("%s/?gateway=%s", e.pageURL, url.QueryEscape(e.apiURL)))
-	saveScreenshot(t, p.runAll(wantStates()), false)
+	saveScreenshot(t, p.runAll(wantStates(viaGateway)), false)
 }

@@ -27,8 +27,9 @@ func startGateway(t *testing.T, greeter *greetsvc.Greeter, policy *interceptor.P
 	t.Cleanup(srv.Stop)
 
 	g, err := gateway.New(gateway.Config{
-		Backend: lis.Addr().String(),
-		Policy:  policy,
+		Backend:    lis.Addr().String(),
+		Policy:     policy,
+		WebSockets: &gateway.WebSocketConfig{}, // as corsgate serve --websockets
 		// Warnings only: every env would log its descriptors otherwise.
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})

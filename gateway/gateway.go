@@ -150,6 +150,11 @@ type Config struct {
 	// Resolver resolves the "dns:///host:port" addresses of backends to
 	// their replicas. Nil means net.DefaultResolver; tests inject their own.
 	Resolver Resolver
+	// WebSockets, when not nil, also serves improbable-eng/grpc-web's
+	// WebSocket transport (every stream type, client and bidi streams
+	// included) behind the Policy's Origin check; see [WebSocketConfig].
+	// Nil: upgrades are not served.
+	WebSockets *WebSocketConfig
 }
 
 // Resolver looks up the IPv4 and IPv6 addresses of a host;
@@ -177,7 +182,8 @@ type Gateway struct {
 
 	// bodyTimeout is the request body's progress deadline, 0: none.
 	bodyTimeout time.Duration
-	budget      budget // request bytes buffered, over all calls
+	budget      budget      // request bytes buffered, over all calls
+	ws          *webSockets // nil: WebSockets off
 
 	mu         sync.Mutex // serializes installs
 	generation int        // installs so far, under mu
@@ -213,9 +219,10 @@ type route struct {
 	metrics       *routeMetrics
 	backend       *backend
 	rule          *rule
-	types         *dynamicpb.Types   // for JSON, from the backend's descriptors
-	table         *interceptor.Table // the CORS rules of rule's services
-	handler       http.Handler       // rule's CORS policy around the RPC handler
+	types         *dynamicpb.Types          // for JSON, from the backend's descriptors
+	table         *interceptor.Table        // the CORS rules of rule's services
+	handler       http.Handler              // rule's CORS policy around the RPC handler
+	upgrade       *interceptor.UpgradeGuard // rule's policy for WebSocket upgrades; nil: WebSockets off
 }
 
 // ConfigError is the error [New] returns for a bad [Config] field.
@@ -300,6 +307,10 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g.healthPfx, g.health = g.newHealthHandler()
+	if err := g.initWebSockets(cfg.WebSockets, cfg.Policy); err != nil {
+		g.closeClients()
+		return nil, err
+	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	st, rerr, err := g.build(nil, nil)
 	if err != nil || rerr != nil {
@@ -381,6 +392,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// request with a Transfer-Encoding closes its connection.
 		// Browsers never send one.
 		w.Header()["Connection"] = connectionClose
+	}
+	if g.ws != nil && isWebSocketUpgrade(r) {
+		g.serveWebSocket(w, r) // before health: upgrades go to browser procedures only
+		return
 	}
 	if path := r.URL.Path; path == "/healthz" {
 		g.serveHealthz(w, r)
@@ -478,7 +493,9 @@ func (g *Gateway) Resolve(procedure string) (Resolution, bool) {
 
 // Close stops the background reflection and closes idle backend
 // connections. Calls in flight are not interrupted; stop the http.Server
-// first.
+// first. WebSocket streams, which http.Server.Shutdown does not wait for
+// (their connections are hijacked), are canceled: each ends with CANCELED
+// in its trailer frame.
 func (g *Gateway) Close() error {
 	g.cancel()
 	g.running.Wait()

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -267,9 +268,14 @@ func (g *Gateway) fill(st *state, claims map[protoreflect.FullName]claim) error 
 		if r.policy != nil {
 			h = r.policy.Handler(table, rpc)
 		}
+		var upgrade *interceptor.UpgradeGuard
+		if g.ws != nil {
+			// WebSocket upgrades are checked by the route's policy too.
+			upgrade = cmp.Or(r.policy, g.ws.policy).Upgrades(table)
+		}
 		for _, rt := range st.routes {
 			if rt.rule == r {
-				rt.handler, rt.table = h, table
+				rt.handler, rt.table, rt.upgrade = h, table, upgrade
 			}
 		}
 	}

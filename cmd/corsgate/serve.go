@@ -65,6 +65,7 @@ type serveConfig struct {
 	backendKey        string
 	clientCA          string
 	clientAuth        string
+	websockets        websocketFlags
 	// services are the config file's per-procedure rules, nil without.
 	services []interceptor.Service
 	// file is the config file, nil without; its backends and routes make
@@ -138,6 +139,7 @@ present one to the backend (mutual TLS).`,
 	fs.StringVar(&cfg.backendKey, "backend-key", "", "PEM private key of --backend-cert")
 	fs.StringVar(&cfg.clientCA, "client-ca", "", "PEM file of CAs that verify client certificates on --listen (needs --tls-cert)")
 	fs.StringVar(&cfg.clientAuth, "client-auth", "", "with --client-ca: require (the default) or verify-if-given")
+	cfg.websockets.register(fs)
 	cfg.cors.Register(fs)
 	return cmd
 }
@@ -207,6 +209,7 @@ func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
 		MaxRequestBuffer: cfg.maxRequestBuffer,
 		Logger:           log,
 		Metrics:          metrics,
+		WebSockets:       cfg.websockets.config(),
 	}
 	if cfg.file != nil {
 		err = cfg.routedConfig(&gwCfg, log, metrics)
@@ -282,6 +285,8 @@ func configKey(field string) string {
 		return "--descriptors"
 	case "Services":
 		return "services"
+	case "WebSockets.MaxStreams":
+		return "--" + flagWebSocketMaxStreams
 	}
 	return field
 }
@@ -313,6 +318,9 @@ func (c *serveConfig) validate() error {
 		if err := config.CheckClientAuth(c.clientAuth); err != nil {
 			return cliflags.Usagef("--client-auth %w", err)
 		}
+	}
+	if err := c.websockets.validate(); err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(c.listen); err != nil {
 		return cliflags.Usagef("--listen %q: %w", c.listen, err)

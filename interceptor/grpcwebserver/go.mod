@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	connectrpc.com/connect v1.21.1
+	github.com/coder/websocket v1.8.14
 	github.com/corsgate/corsgate v0.0.0
 	github.com/improbable-eng/grpc-web v0.15.0
 	google.golang.org/grpc v1.85.0

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
 	"google.golang.org/grpc"
@@ -19,7 +20,15 @@ import (
 )
 
 // Handler returns an [http.Handler] serving s: gRPC-Web requests (binary and
-// text) through [grpcweb.WrapServer], native gRPC requests (HTTP/2) directly.
+// text) through [grpcweb.WrapServer], native gRPC requests (HTTP/2) directly,
+// and improbable's WebSocket transport (subprotocol grpc-websockets: client
+// and bidi streams from browsers) through the wrapper's own WebSocket
+// support. WebSockets are not covered by CORS, so every upgrade passes the
+// policy's [interceptor.UpgradeGuard] first, with the same origin matcher
+// and procedure rules as CORS: a foreign, missing or "null" Origin, an
+// unknown or browser-barred procedure is answered 403 before upgrading. The
+// upgrade's cookies reach s only when p allows credentials. The wrapper
+// pings open streams every [WebSocketPingInterval].
 // The policy p, with rules derived from the services registered on s (found
 // in [protoregistry.GlobalFiles]), answers every preflight and sets the CORS
 // headers of every response; the wrapper's CORS is kept inert. Register
@@ -56,14 +65,32 @@ func Handler(p *interceptor.Policy, s *grpc.Server) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grpcwebserver: %w", err)
 	}
+	guard := p.Upgrades(table)
+	var upgradeHeaders []string // the wrapper copies these from the upgrade
+	if p.Credentials() {
+		upgradeHeaders = []string{"Cookie"}
+	}
+	var policed http.Handler
 	wrapped := grpcweb.WrapServer(s,
 		// The wrapper's CORS never decides anything: preflights are answered
 		// by the policy before they reach it, and the policy drops any CORS
 		// header the wrapper sets on actual responses.
 		grpcweb.WithOriginFunc(func(string) bool { return true }),
 		grpcweb.WithCorsForRegisteredEndpointsOnly(false),
-		grpcweb.WithWebsockets(false),
+		grpcweb.WithWebsockets(true),
+		grpcweb.WithWebsocketOriginFunc(func(r *http.Request) bool { return guard.Check(r, false).Allowed }),
+		grpcweb.WithWebsocketPingInterval(WebSocketPingInterval),
+		grpcweb.WithAllowedRequestHeaders(upgradeHeaders),
 	)
+	upgrades := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wrapped.IsGrpcWebSocketRequest(r) {
+			// Past the policy's middleware, whose writer cannot be
+			// hijacked: the origin func above is the check.
+			wrapped.ServeHTTP(w, r)
+			return
+		}
+		policed.ServeHTTP(w, r)
+	})
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if wrapped.IsGrpcWebRequest(r) {
 			// Straight to the translation, past the wrapper's CORS layer.
@@ -76,5 +103,9 @@ func Handler(p *interceptor.Policy, s *grpc.Server) (http.Handler, error) {
 		}
 		http.Error(w, "grpcwebserver: not a gRPC-Web or gRPC request", http.StatusUnsupportedMediaType)
 	})
-	return p.Handler(table, inner), nil
+	policed = p.Handler(table, inner)
+	return upgrades, nil
 }
+
+// WebSocketPingInterval is how often [Handler] pings open WebSocket streams.
+const WebSocketPingInterval = 30 * time.Second

@@ -117,6 +117,15 @@ type File struct {
 	// ShutdownGrace is how long streams get to finish at shutdown, at most
 	// [MaxShutdownGrace]. In the file: a number of seconds or a duration string.
 	ShutdownGrace Duration `json:"shutdown-grace,omitempty"`
+	// WebSockets serves improbable-eng/grpc-web's WebSocket transport.
+	WebSockets bool `json:"websockets,omitempty"`
+	// WebSocketPingInterval is how often WebSocket streams are pinged; 0
+	// never pings. In the file: a number of seconds or a duration string.
+	WebSocketPingInterval Duration `json:"websocket-ping-interval,omitempty"`
+	// WebSocketMaxStreams bounds the WebSocket streams open at once.
+	WebSocketMaxStreams int `json:"websocket-max-streams,omitempty"`
+	// WebSocketAllowMissingOrigin lets upgrades without Origin through.
+	WebSocketAllowMissingOrigin bool `json:"websocket-allow-missing-origin,omitempty"`
 	// LogLevel is "debug", "info", "warn" or "error".
 	LogLevel string `json:"log-level,omitempty"`
 	// BackendCert and BackendKey are the PEM client certificate and key the

@@ -35,6 +35,8 @@ func (f *File) validate() error {
 		{key: "max-message-size", check: func() error { return checkMessageSize(f.MaxMessageSize) }},
 		{key: "max-request-buffer", check: func() error { return checkRequestBuffer(f.MaxRequestBuffer) }},
 		{key: "shutdown-grace", check: func() error { return checkGrace(time.Duration(f.ShutdownGrace)) }},
+		{key: "websocket-ping-interval", check: func() error { return CheckWebSocketPing(time.Duration(f.WebSocketPingInterval)) }},
+		{key: "websocket-max-streams", check: func() error { return CheckWebSocketStreams(f.WebSocketMaxStreams) }},
 		{key: "log-level", check: func() error { return checkLevel(f.LogLevel) }},
 		{key: "services", check: func() error { return checkServices(f.Services) }},
 		{key: "backend-cert", check: func() error { return checkPath(f.BackendCert) }},
@@ -278,6 +280,26 @@ func checkGrace(d time.Duration) error {
 		return fmt.Errorf("%v is negative", d)
 	case d > MaxShutdownGrace:
 		return fmt.Errorf("%v is more than %v", d, MaxShutdownGrace)
+	}
+	return nil
+}
+
+// MaxWebSocketStreams is the largest websocket-max-streams.
+const MaxWebSocketStreams = 1 << 20
+
+// CheckWebSocketStreams checks websocket-max-streams: 1 to
+// [MaxWebSocketStreams].
+func CheckWebSocketStreams(n int) error {
+	if n <= 0 || n > MaxWebSocketStreams {
+		return fmt.Errorf("%d: must be between 1 and %d (default 4096)", n, MaxWebSocketStreams)
+	}
+	return nil
+}
+
+// CheckWebSocketPing checks websocket-ping-interval: 0 (never) or 1 s to 1 h.
+func CheckWebSocketPing(d time.Duration) error {
+	if d != 0 && (d < time.Second || d > time.Hour) {
+		return fmt.Errorf("%v: must be 0 (never ping) or between 1s and 1h (default 30s)", d)
 	}
 	return nil
 }

@@ -111,6 +111,7 @@ function optionsFor(client: ClientId, c: Case): RunOptions {
     intervalMs: 0,
     headers,
     credentials: input("credentials").checked,
+    dropIn: !input("target-gateway").checked,
   };
 }
 

@@ -2,6 +2,7 @@
 
 import { runConnectWeb } from "./connectweb";
 import { runGrpcWeb } from "./grpcweb";
+import { runImprobable } from "./improbable";
 import { clientIds, methodNames, unsupportedReason } from "./types";
 import type { RunOptions, RunResult } from "./types";
 
@@ -35,7 +36,7 @@ export async function run(opts: RunOptions): Promise<RunResult> {
     res.message = `unknown method ${JSON.stringify(opts.method)}; one of ${methodNames.join(", ")}`;
     return res;
   }
-  const reason = unsupportedReason(opts.client, opts.method);
+  const reason = unsupportedReason(opts.client, opts.method, opts.dropIn ?? false);
   if (reason) {
     res.supported = false;
     res.code = "unsupported";
@@ -46,6 +47,8 @@ export async function run(opts: RunOptions): Promise<RunResult> {
   try {
     if (opts.client === "connect" || opts.client === "connect-grpcweb") {
       await runConnectWeb(opts, res);
+    } else if (opts.client === "improbable-ws") {
+      await runImprobable(opts, res);
     } else {
       await runGrpcWeb(opts, res);
     }

@@ -8,6 +8,7 @@ export const clientIds = [
   "connect-grpcweb",
   "grpcweb-text",
   "grpcweb-binary",
+  "improbable-ws",
 ] as const;
 export type ClientId = (typeof clientIds)[number];
 
@@ -28,6 +29,7 @@ export const clientLabels: Record<ClientId, string> = {
   "connect-grpcweb": "connect-web · gRPC-Web",
   "grpcweb-text": "grpc-web · text",
   "grpcweb-binary": "grpc-web · binary",
+  "improbable-ws": "@improbable-eng/grpc-web · WebSocket",
 };
 
 /** RunOptions describes one call. Only client, method and target are required. */
@@ -50,6 +52,11 @@ export interface RunOptions {
   credentials?: boolean;
   /** Deadline of the call in milliseconds; default 10000; 0 or less: none. */
   timeoutMs?: number;
+  /**
+   * The target is the drop-in API (connect-go), which serves no WebSocket
+   * transport: the improbable-ws client then does not try.
+   */
+  dropIn?: boolean;
 }
 
 /** ErrorDetail is one decoded error detail. */
@@ -97,7 +104,13 @@ export function deadlineMs(opts: RunOptions): number | undefined {
 export function unsupportedReason(
   client: ClientId,
   method: MethodName,
+  dropIn = false,
 ): string | undefined {
+  if (client === "improbable-ws") {
+    return dropIn
+      ? "the drop-in API (connect-go) serves no WebSocket transport: pick Gateway (corsgate serve --websockets)"
+      : undefined;
+  }
   if (method === "GreetMany" || method === "Chat") {
     return "browsers can't stream request bodies (fetch and XHR send them whole)";
   }
