@@ -5,11 +5,11 @@ import (
 	"testing"
 )
 
-// TestHardeningFlagErrorsNameTheFlag gives each shared flag invalid values.
+// TestFlagErrorsNameTheFlag gives each shared flag invalid values.
 // Each must be refused before anything starts, either while the flags are
 // parsed or when the policy is built, as a UsageError whose one-line message
 // names the flag.
-func TestHardeningFlagErrorsNameTheFlag(t *testing.T) {
+func TestFlagErrorsNameTheFlag(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		flag  string
@@ -69,10 +69,10 @@ func TestHardeningFlagErrorsNameTheFlag(t *testing.T) {
 	}
 }
 
-// TestHardeningWildcardWithCredentials checks every way the command line
+// TestWildcardWithCredentials checks every way the command line
 // (and the config values applied to it) can combine the "*" origin with
 // credentials: all refused before serving, naming the flags.
-func TestHardeningWildcardWithCredentials(t *testing.T) {
+func TestWildcardWithCredentials(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string

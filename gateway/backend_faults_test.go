@@ -110,12 +110,12 @@ func hardPreflightThenCall(tb testing.TB, gwURL string) (int, hardResponse) {
 	return res.StatusCode, call
 }
 
-// TestHardeningBackendNotUpAtStart starts the gateway before its backend,
+// TestBackendNotUpAtStart starts the gateway before its backend,
 // with descriptors from a file, from the config's services, and from
 // reflection: the gateway starts, /healthz says not ready, a browser's
 // preflight and call get UNAVAILABLE with CORS headers (so the page can
 // read the error); once the backend is up, calls succeed without a restart.
-func TestHardeningBackendNotUpAtStart(t *testing.T) {
+func TestBackendNotUpAtStart(t *testing.T) {
 	t.Parallel()
 	services := []interceptor.Service{{Name: "greet.v1.GreetService", Procedures: []interceptor.Procedure{{Name: "Greet", Methods: []string{"POST"}}}}}
 	tests := []struct {
@@ -192,11 +192,11 @@ func hardStreamKinds() []clientKind {
 	return out
 }
 
-// TestHardeningBackendKilledMidStream opens a server stream, lets a few
+// TestBackendKilledMidStream opens a server stream, lets a few
 // messages through, then kills the backend: stopped by grpc-go (GOAWAY and
 // stream resets) or its connections reset under it (a crash). The client's
 // stream must end promptly with UNAVAILABLE, not hang and not end cleanly.
-func TestHardeningBackendKilledMidStream(t *testing.T) {
+func TestBackendKilledMidStream(t *testing.T) {
 	t.Parallel()
 	for _, how := range []string{"stop", "reset"} {
 		for _, k := range hardStreamKinds() {
@@ -300,11 +300,11 @@ func (w *hardCancelWatch) wait(tb testing.TB, gone time.Time) time.Duration {
 	}
 }
 
-// TestHardeningClientGoesAway drops the client's TCP connection, without a
+// TestClientGoesAway drops the client's TCP connection, without a
 // cancel or RST_STREAM, in the middle of a server stream and of a slow unary
 // call, over HTTP/1.1 and h2c: the backend must see its context end within
 // one second.
-func TestHardeningClientGoesAway(t *testing.T) {
+func TestClientGoesAway(t *testing.T) {
 	t.Parallel()
 	for _, call := range []string{"stream", "unary"} {
 		for _, h2 := range []bool{false, true} {

@@ -96,11 +96,11 @@ func hardServeConfig(backend string) *serveConfig {
 	}
 }
 
-// TestHardeningServeServerSettings checks the http.Server corsgate serve
+// TestServeServerSettings checks the http.Server corsgate serve
 // builds: a header timeout and size limit against slow and huge headers, an
 // idle timeout, and no write timeout (it would cut streams); with TLS, at
 // least TLS 1.2.
-func TestHardeningServeServerSettings(t *testing.T) {
+func TestServeServerSettings(t *testing.T) {
 	t.Parallel()
 	cert := newHardCert(t)
 	cfg := hardServeConfig("127.0.0.1:1")
@@ -181,10 +181,10 @@ func hardStartServe(t *testing.T, args ...string) (url string, stderr *syncBuffe
 	return url, stderr, cancel, done
 }
 
-// TestHardeningServeTLS serves TLS and checks the handshake from clients:
+// TestServeTLSHandshakes serves TLS and checks the handshake from clients:
 // TLS 1.0 and 1.1 refused, TLS 1.2 and 1.3 accepted, insecure cipher suites
 // refused, HTTP/2 offered by ALPN, and a browser-style call works over it.
-func TestHardeningServeTLS(t *testing.T) {
+func TestServeTLSHandshakes(t *testing.T) {
 	t.Parallel()
 	backend := serveBackend(t, false)
 	cert := newHardCert(t)
@@ -264,11 +264,11 @@ func hardTLSBackend(t *testing.T, cert hardCert) string {
 // have (BUG-8 added backend-insecure-skip-verify).
 var hardInsecureFlagNames = []string{"backend-insecure-skip-verify", "backend-insecure", "backend-tls-insecure", "backend-skip-verify"}
 
-// TestHardeningServeBackendTLSVerifies puts a TLS backend with a
+// TestServeBackendTLSVerifies puts a TLS backend with a
 // self-signed certificate behind corsgate serve: without its CA the gateway
 // must refuse the backend (calls UNAVAILABLE, /healthz 503), with it calls
 // work, and a wrong --backend-server-name is refused too.
-func TestHardeningServeBackendTLSVerifies(t *testing.T) {
+func TestServeBackendTLSVerifies(t *testing.T) {
 	t.Parallel()
 	cert := newHardCert(t, "greet.internal")
 	backend := hardTLSBackend(t, cert)
@@ -343,12 +343,12 @@ func TestHardeningServeBackendTLSVerifies(t *testing.T) {
 	})
 }
 
-// TestHardeningServeWildcardCredentials tries the "*" origin with
+// TestServeWildcardCredentials tries the "*" origin with
 // credentials through every way of configuring corsgate: flags of serve,
 // demo and explain, a YAML config, the JSON protoc-gen-corsgate writes, and
 // config and flags mixed. Each must exit with status 2 and one line, before
 // listening.
-func TestHardeningServeWildcardCredentials(t *testing.T) {
+func TestServeWildcardCredentials(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	write := func(name, content string) string {
@@ -413,11 +413,11 @@ func TestHardeningServeWildcardCredentials(t *testing.T) {
 	}
 }
 
-// TestHardeningServeSIGTERM runs the built corsgate binary under load and
+// TestServeSIGTERM runs the built corsgate binary under load and
 // sends SIGTERM: unary calls in flight finish with their answer, the
 // listener stops accepting at once, open streams keep flowing for the grace
 // and then end with a status, and the process exits 0.
-func TestHardeningServeSIGTERM(t *testing.T) {
+func TestServeSIGTERM(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -653,11 +653,11 @@ func TestHardeningServeSIGTERM(t *testing.T) {
 	}
 }
 
-// TestHardeningServeHugeHeaders sends preflights whose headers a browser
+// TestServeHugeHeaders sends preflights whose headers a browser
 // never sends to corsgate serve over the wire: the server refuses them
 // (431, over its 64 KiB header limit, or 403 from the policy) quickly, and
 // keeps serving.
-func TestHardeningServeHugeHeaders(t *testing.T) {
+func TestServeHugeHeaders(t *testing.T) {
 	t.Parallel()
 	backend := serveBackend(t, false)
 	rs := startServe(t, "--backend", backend, "--allow-origin", serveOrigin)

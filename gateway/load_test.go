@@ -63,17 +63,17 @@ func hardHeapInUse() uint64 {
 	return m.HeapAlloc
 }
 
-// hardMaxHeapPerStream is the bound TestHardeningThousandStreams holds the heap
+// hardMaxHeapPerStream is the bound TestThousandStreams holds the heap
 // of one open server stream to, counting the client, the gateway (a pooled
 // 32 KiB copy buffer, its HTTP/2 stream state on both sides) and the grpc-go
 // backend, all in this process.
 const hardMaxHeapPerStream = 128 << 10
 
-// TestHardeningThousandStreams holds 1 000 server streams open at once
+// TestThousandStreams holds 1 000 server streams open at once
 // through the gateway (gRPC-Web over h2c, the browser's protocol), checks
 // that every one completes without error, and measures the heap per open
 // stream. Not parallel: heap figures count the whole process.
-func TestHardeningThousandStreams(t *testing.T) {
+func TestThousandStreams(t *testing.T) {
 	const streams = 1000
 	gate := &hardStreamGate{open: make(chan struct{})}
 	backend := startBackend(t, nil, gate.option())
@@ -161,12 +161,12 @@ func TestHardeningThousandStreams(t *testing.T) {
 	}
 }
 
-// TestHardeningNoLeaksAfterManyStreams opens and closes 10 000 streams
+// TestNoLeaksAfterManyStreams opens and closes 10 000 streams
 // through an in-process gateway (half gRPC-Web over h2c, half Connect over
 // HTTP/1.1, some canceled midway), then checks that the heap is back near
 // its baseline and, once servers and clients are closed, that no goroutine
 // is left. Not parallel: goleak and heap figures see the whole process.
-func TestHardeningNoLeaksAfterManyStreams(t *testing.T) {
+func TestNoLeaksAfterManyStreams(t *testing.T) {
 	const (
 		total       = 10000
 		concurrency = 32
@@ -279,12 +279,12 @@ func TestHardeningNoLeaksAfterManyStreams(t *testing.T) {
 	goleak.VerifyNone(t, ignore)
 }
 
-// TestHardeningSlowClients runs well-behaved clients next to hostile slow
+// TestSlowClients runs well-behaved clients next to hostile slow
 // ones: slowloris connections that dribble their request headers, and
 // clients that start big server streams (over HTTP/1.1 and h2c) and never
 // read the response. The well-behaved calls must all succeed promptly, and
 // the server must drop the slowloris connections at its ReadHeaderTimeout.
-func TestHardeningSlowClients(t *testing.T) {
+func TestSlowClients(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name             string
@@ -459,13 +459,13 @@ func hardRunSlowClients(t *testing.T, slowloris, stuckH1, stuckH2 int) {
 // times the bound.
 const hardMaxBufferedPerStuckClient = 2 << 20
 
-// TestHardeningNeverReadingClientMemory starts server streams of about 20 MB
+// TestNeverReadingClientMemory starts server streams of about 20 MB
 // each from HTTP/1.1 clients that never read, and measures the heap the
 // process (gateway and backend; the clients' unread bytes sit in kernel
 // socket buffers) holds per stuck client. What a stuck stream may pin is
 // what makes many of them exhaust memory or the shared connection to the
 // backend. Not parallel: heap figures count the whole process.
-func TestHardeningNeverReadingClientMemory(t *testing.T) {
+func TestNeverReadingClientMemory(t *testing.T) {
 	const stuck = 16
 	backend := hardStartBackendAddr(t)
 	policy, err := interceptor.New(interceptor.WithAllowedOrigins(testOrigin))

@@ -12,7 +12,7 @@ import (
 )
 
 // hardInvalidValues lists, for every key of the config file, values Load must
-// refuse at start. TestHardeningEveryKeyRefused fails when a key has no
+// refuse at start. TestEveryKeyRefused fails when a key has no
 // entry, so a new key needs its bad values here.
 var hardInvalidValues = map[string][]string{
 	"listen":                       {`"nope"`, `":70000"`, `"127.0.0.1:-1"`, `"a b:80"`, `[":80"]`, `{a: 1}`, `true`},
@@ -77,11 +77,11 @@ func hardConfigKeys() []string {
 	return keys
 }
 
-// TestHardeningEveryKeyRefused writes each invalid value of each key to a
+// TestEveryKeyRefused writes each invalid value of each key to a
 // file and loads it: Load must refuse it with one line naming the key (a
 // *KeyError for that key), and the values of a valid file around it must not
 // matter.
-func TestHardeningEveryKeyRefused(t *testing.T) {
+func TestEveryKeyRefused(t *testing.T) {
 	t.Parallel()
 	for _, key := range hardConfigKeys() {
 		if len(hardInvalidValues[key]) == 0 {
@@ -132,12 +132,12 @@ func TestHardeningEveryKeyRefused(t *testing.T) {
 	}
 }
 
-// TestHardeningWildcardWithCredentials tries every way a config file can
+// TestWildcardWithCredentials tries every way a config file can
 // combine the "*" origin (or the "*" exposed header, which a credentialed
 // browser reads as a header name) with credentials: YAML block and flow
 // lists, the JSON protoc-gen-corsgate writes with format=json, YAML 1.1
 // booleans, duplicated and spaced values. Every one must be refused.
-func TestHardeningWildcardWithCredentials(t *testing.T) {
+func TestWildcardWithCredentials(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string

@@ -61,11 +61,11 @@ func (e *hardBadInputEnv) reached(tb testing.TB) int64 {
 	return after - 1
 }
 
-// TestHardeningGRPCWebBadInput sends malformed gRPC-Web requests, binary
+// TestGRPCWebBadInput sends malformed gRPC-Web requests, binary
 // and text, and checks that each gets a well-formed gRPC-Web error with the
 // code the protocol asks for, with CORS headers, and that none of them
 // reaches the backend.
-func TestHardeningGRPCWebBadInput(t *testing.T) {
+func TestGRPCWebBadInput(t *testing.T) {
 	t.Parallel()
 	valid := mustMarshal(t, &greetv1.GreetRequest{Name: "Ok"})
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
@@ -175,12 +175,12 @@ func TestHardeningGRPCWebBadInput(t *testing.T) {
 	}
 }
 
-// TestHardeningGRPCWebClientTrailers sends frames a client must never send:
+// TestGRPCWebClientTrailers sends frames a client must never send:
 // a trailers frame (flag 0x80) and frames with unknown flag bits. The
 // gRPC-Web spec reserves the trailers frame for responses and gRPC knows only
 // the compressed bit, so the gateway must refuse them with INVALID_ARGUMENT
 // instead of handing a frame the backend cannot parse to it.
-func TestHardeningGRPCWebClientTrailers(t *testing.T) {
+func TestGRPCWebClientTrailers(t *testing.T) {
 	t.Parallel()
 	valid := mustMarshal(t, &greetv1.GreetRequest{Name: "Ok"})
 	trailer := []byte("grpc-status: 0\r\n")
@@ -267,12 +267,12 @@ func hardCheckGRPCWebError(tb testing.TB, res hardResponse, text bool, wantCode 
 	}
 }
 
-// TestHardeningConnectBadInput sends malformed Connect requests: GET with a
+// TestConnectBadInput sends malformed Connect requests: GET with a
 // bad, oversized or missing message, unknown encodings and compressions, and
 // a decompression bomb. Each must get the Connect error the protocol asks
 // for, with CORS headers, and only those the backend must judge may reach
 // it (never its handler).
-func TestHardeningConnectBadInput(t *testing.T) {
+func TestConnectBadInput(t *testing.T) {
 	t.Parallel()
 	valid := mustMarshal(t, &greetv1.GreetRequest{Name: "Ok"})
 	b64 := base64.RawURLEncoding.EncodeToString

@@ -43,13 +43,13 @@ func hardCORSBackendOptions() []grpc.ServerOption {
 	}
 }
 
-// TestHardeningBackendCORSHeadersRemoved puts a backend that sets its own
+// TestBackendCORSHeadersRemoved puts a backend that sets its own
 // CORS headers and trailers behind the gateway. In every protocol, for
 // success and error, unary and stream, the client must see exactly the
 // policy's CORS headers (one Access-Control-Allow-Origin, no credentials,
 // the policy's exposed list) and none of the backend's, in headers or in
 // trailers; an origin the policy refuses sees none at all.
-func TestHardeningBackendCORSHeadersRemoved(t *testing.T) {
+func TestBackendCORSHeadersRemoved(t *testing.T) {
 	t.Parallel()
 	backend := startBackend(t, nil, hardCORSBackendOptions()...)
 	_, gwURL := startGateway(t, backend, hardFilesOption(t))
