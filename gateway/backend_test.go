@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
@@ -28,31 +27,13 @@ import (
 	"github.com/corsgate/corsgate/interceptor"
 	"github.com/corsgate/corsgate/internal/greetd"
 	"github.com/corsgate/corsgate/internal/greetsvc"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
-
-// descriptorSet returns fd and its imports as a FileDescriptorSet.
-func descriptorSet(fd protoreflect.FileDescriptor) *descriptorpb.FileDescriptorSet {
-	set := &descriptorpb.FileDescriptorSet{}
-	seen := map[string]bool{}
-	var add func(protoreflect.FileDescriptor)
-	add = func(f protoreflect.FileDescriptor) {
-		if seen[f.Path()] {
-			return
-		}
-		seen[f.Path()] = true
-		for i := range f.Imports().Len() {
-			add(f.Imports().Get(i).FileDescriptor)
-		}
-		set.File = append(set.File, protodesc.ToFileDescriptorProto(f))
-	}
-	add(fd)
-	return set
-}
 
 // writeDescriptorFile writes the greet service's descriptor set to a file.
 func writeDescriptorFile(tb testing.TB) string {
 	tb.Helper()
-	data, err := proto.Marshal(descriptorSet(greetv1.File_greet_v1_greet_proto))
+	data, err := proto.Marshal(testutil.DescriptorSet(greetv1.File_greet_v1_greet_proto))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -151,7 +132,7 @@ func TestReflectionMatchesDescriptorFile(t *testing.T) {
 
 	// The same set decoded without any extension known: corsgate's options
 	// stay unknown bytes in MethodOptions.
-	raw, err := proto.Marshal(descriptorSet(greetv1.File_greet_v1_greet_proto))
+	raw, err := proto.Marshal(testutil.DescriptorSet(greetv1.File_greet_v1_greet_proto))
 	if err != nil {
 		t.Fatal(err)
 	}

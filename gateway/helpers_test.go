@@ -18,8 +18,8 @@ import (
 	"github.com/corsgate/corsgate/gateway"
 	"github.com/corsgate/corsgate/gen/greet/v1/greetv1connect"
 	"github.com/corsgate/corsgate/interceptor"
-	"github.com/corsgate/corsgate/internal/greetd"
 	"github.com/corsgate/corsgate/internal/greetsvc"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 const testOrigin = "https://app.example.com"
@@ -53,10 +53,7 @@ func serveBackendOn(tb testing.TB, lis net.Listener, rec *recorder, opts ...grpc
 	if rec != nil {
 		g.Record = rec.record
 	}
-	s := greetd.NewServer(g, opts...)
-	go func() { _ = s.Serve(lis) }()
-	tb.Cleanup(s.Stop)
-	return lis.Addr().String()
+	return testutil.ServeGreetd(tb, lis, g, opts...)
 }
 
 type gatewayOption func(*gateway.Config)

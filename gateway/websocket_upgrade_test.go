@@ -1,37 +1,18 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/corsgate/corsgate/gateway"
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
 	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestWebSocketUpgradeRefusals: each upgrade the gateway must refuse, before
 // upgrading, with the status and the log line naming the check; the backend
@@ -40,7 +21,7 @@ func TestWebSocketUpgradeRefusals(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
 	backend := startBackend(t, rec)
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	policy, err := interceptor.New(interceptor.WithAllowedOrigins(testOrigin, "https://*.example.org"),
 		interceptor.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	if err != nil {

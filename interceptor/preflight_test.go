@@ -1,14 +1,14 @@
 package interceptor
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 const (
@@ -254,24 +254,6 @@ func TestNotPreflight(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestPreflightRefusalLogAndObserver(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -294,7 +276,7 @@ func TestPreflightRefusalLogAndObserver(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var buf syncBuffer
+			var buf testutil.SyncBuffer
 			var verdicts []Verdict
 			logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			p := mustNew(t, WithAllowedOrigins(appOrigin), WithLogger(logger), WithObserver(func(v Verdict) { verdicts = append(verdicts, v) }))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
 	"github.com/corsgate/corsgate/gen/greet/v1/greetv1connect"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 const (
@@ -40,7 +40,7 @@ var exposedForGreet = append(slices.Clone(exposedForAll), "x-greet-version", "x-
 type runningDemo struct {
 	api    string // the API's URL, as printed
 	web    string // the page's URL, as printed; also its origin
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 }
 
 // startDemo runs corsgate demo with args added to free listen addresses,
@@ -50,7 +50,7 @@ func startDemo(t *testing.T, args ...string) *runningDemo {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	stderr := &syncBuffer{}
+	stderr := &testutil.SyncBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		all := append([]string{"demo", "--listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0"}, args...)
@@ -106,24 +106,6 @@ func readURLs(r io.Reader, out chan<- printedURLs) {
 		}
 	}
 	_, _ = io.Copy(io.Discard, r)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // recorder is an http.RoundTripper that sets Origin on every request (when

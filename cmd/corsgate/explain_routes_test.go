@@ -9,6 +9,7 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 // TestExplainRouted explains procedures of a routed config: the route, the
@@ -16,8 +17,8 @@ import (
 func TestExplainRouted(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeDescriptorSet(t, filepath.Join(dir, "greet.binpb"), greetv1.File_greet_v1_greet_proto)
-	writeDescriptorSet(t, filepath.Join(dir, "testing.binpb"), testgrpc.File_grpc_testing_test_proto)
+	serveWriteDescriptors(t, filepath.Join(dir, "greet.binpb"), greetv1.File_greet_v1_greet_proto)
+	serveWriteDescriptors(t, filepath.Join(dir, "testing.binpb"), testgrpc.File_grpc_testing_test_proto)
 	path := filepath.Join(dir, "corsgate.yaml")
 	serveWriteFile(t, path, `allow-origin: [`+serveOrigin+`]
 backends:
@@ -46,7 +47,7 @@ routes:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var out, errOut syncBuffer
+			var out, errOut testutil.SyncBuffer
 			code := run(context.Background(), []string{"explain", "--config", path, "--origin", tt.origin, "--procedure", tt.procedure}, &out, &errOut)
 			all := out.String() + errOut.String()
 			if code != tt.code {

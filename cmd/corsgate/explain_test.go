@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,13 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/descriptorpb"
-
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
-	"github.com/corsgate/corsgate/internal/greetd"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 const (
@@ -216,7 +209,7 @@ func TestExplainSources(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	descriptors := filepath.Join(dir, "greet.binpb")
-	writeDescriptorSet(t, descriptors, greetv1.File_greet_v1_greet_proto)
+	serveWriteDescriptors(t, descriptors, greetv1.File_greet_v1_greet_proto)
 	configPath := filepath.Join(dir, "corsgate.yaml")
 	writeFile(t, configPath, `
 allow-origin: [https://app.example.com]
@@ -230,7 +223,7 @@ services:
 `)
 	descConfig := filepath.Join(dir, "descriptors.yaml")
 	writeFile(t, descConfig, "allow-origin: [https://app.example.com]\ndescriptors: greet.binpb\n")
-	backend := startGreetd(t)
+	backend := testutil.StartGreetd(t, nil)
 
 	tests := []struct {
 		name      string
@@ -312,49 +305,4 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// writeDescriptorSet writes fd and its imports as a FileDescriptorSet.
-func writeDescriptorSet(t *testing.T, path string, fd protoreflect.FileDescriptor) {
-	t.Helper()
-	set := &descriptorpb.FileDescriptorSet{}
-	seen := map[string]bool{}
-	var add func(protoreflect.FileDescriptor)
-	add = func(fd protoreflect.FileDescriptor) {
-		if seen[fd.Path()] {
-			return
-		}
-		seen[fd.Path()] = true
-		for i := range fd.Imports().Len() {
-			add(fd.Imports().Get(i).FileDescriptor)
-		}
-		set.File = append(set.File, protodesc.ToFileDescriptorProto(fd))
-	}
-	add(fd)
-	b, err := proto.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, path, string(b))
-}
-
-// startGreetd serves the example backend on 127.0.0.1 until the test ends.
-func startGreetd(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- greetd.Serve(ctx, greetd.NewServer(nil), lis, time.Second, slog.New(slog.DiscardHandler))
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("greetd: %v", err)
-		}
-	})
-	return lis.Addr().String()
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/corsgate/corsgate/gen/greet/v1/greetv1connect"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 // testVersion is set with -ldflags in the binary TestBinary builds.
@@ -77,7 +78,7 @@ func TestBinary(t *testing.T) {
 			t.Parallel()
 			cmd := exec.Command(bin, "demo", "--listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0")
 			pr, pw := io.Pipe()
-			stderr := &syncBuffer{}
+			stderr := &testutil.SyncBuffer{}
 			cmd.Stdout, cmd.Stderr = pw, stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -136,7 +136,7 @@ func TestServeRouted(t *testing.T) {
 func TestServeRoutedRefused(t *testing.T) {
 	t.Parallel()
 	files := filepath.Join(t.TempDir(), "greet.binpb")
-	writeDescriptorSet(t, files, greetv1.File_greet_v1_greet_proto)
+	serveWriteDescriptors(t, files, greetv1.File_greet_v1_greet_proto)
 	tests := []struct {
 		name, config, want string
 		args               []string
@@ -156,7 +156,7 @@ func TestServeRoutedRefused(t *testing.T) {
 			t.Parallel()
 			path := filepath.Join(t.TempDir(), "c.yaml")
 			serveWriteFile(t, path, tt.config)
-			var out, errOut syncBuffer
+			var out, errOut testutil.SyncBuffer
 			code := run(context.Background(), append([]string{"serve", "--listen", "127.0.0.1:0", "--config", path}, tt.args...), &out, &errOut)
 			if code != 2 || !strings.Contains(errOut.String(), tt.want) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut.String(), tt.want)
@@ -226,7 +226,7 @@ func TestServeMutualTLS(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "c.yaml")
 			serveWriteFile(t, path, "allow-origin: ["+serveOrigin+"]\nbackends:\n  greet:\n    addresses: [\""+lis.Addr().String()+
 				"\"]\n    ca: "+certFile+"\n    cert: "+certFile+"\n    key: "+keyFile+"\n")
-			var out, errOut syncBuffer
+			var out, errOut testutil.SyncBuffer
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan int, 1)
 			go func() {

@@ -34,6 +34,7 @@ import (
 	"github.com/corsgate/corsgate/internal/cliflags"
 	"github.com/corsgate/corsgate/internal/greetd"
 	"github.com/corsgate/corsgate/internal/greetsvc"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 // hardCert is a self-signed certificate for 127.0.0.1 and localhost,
@@ -140,11 +141,11 @@ func hardInsecureSuite(ids []uint16) bool {
 
 // hardStartServe runs corsgate serve in-process with args and returns its
 // printed URL without waiting for health.
-func hardStartServe(t *testing.T, args ...string) (url string, stderr *syncBuffer, cancel context.CancelFunc, done chan int) {
+func hardStartServe(t *testing.T, args ...string) (url string, stderr *testutil.SyncBuffer, cancel context.CancelFunc, done chan int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	stderr = &syncBuffer{}
+	stderr = &testutil.SyncBuffer{}
 	done = make(chan int, 1)
 	go func() {
 		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), pw, stderr)
@@ -449,7 +450,7 @@ func TestServeSIGTERM(t *testing.T) {
 	cmd := exec.Command(bin, "serve", "--backend", lis.Addr().String(), "--listen", "127.0.0.1:0",
 		"--allow-origin", serveOrigin, "--shutdown-grace", grace.String())
 	pr, pw := io.Pipe()
-	stderr := &syncBuffer{}
+	stderr := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = pw, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -25,14 +25,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/descriptorpb"
 
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
 	"github.com/corsgate/corsgate/gen/greet/v1/greetv1connect"
 	"github.com/corsgate/corsgate/internal/greetd"
 	"github.com/corsgate/corsgate/internal/greetsvc"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 const serveOrigin = "https://app.example.com"
@@ -41,17 +40,15 @@ const serveOrigin = "https://app.example.com"
 // bare, a grpc-go server with the greet service alone.
 func serveBackend(t *testing.T, bare bool) string {
 	t.Helper()
+	if !bare {
+		return testutil.StartGreetd(t, nil)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s *grpc.Server
-	if bare {
-		s = grpc.NewServer()
-		greetv1.RegisterGreetServiceServer(s, greetsvc.NewGRPC(nil))
-	} else {
-		s = greetd.NewServer(nil)
-	}
+	s := grpc.NewServer()
+	greetv1.RegisterGreetServiceServer(s, greetsvc.NewGRPC(nil))
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
 	return lis.Addr().String()
@@ -61,7 +58,7 @@ func serveBackend(t *testing.T, bare bool) string {
 type runningServe struct {
 	url     string
 	metrics string
-	stderr  *syncBuffer
+	stderr  *testutil.SyncBuffer
 	cancel  context.CancelFunc
 	done    chan int
 }
@@ -72,7 +69,7 @@ func startServe(t *testing.T, args ...string) *runningServe {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	rs := &runningServe{stderr: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	rs := &runningServe{stderr: &testutil.SyncBuffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {
 		rs.done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), pw, rs.stderr)
 		_ = pw.Close()
@@ -406,22 +403,7 @@ func serveWriteFile(t *testing.T, path, content string) {
 // serveWriteDescriptors writes fd and its imports as a FileDescriptorSet.
 func serveWriteDescriptors(t *testing.T, path string, fd protoreflect.FileDescriptor) {
 	t.Helper()
-	set := &descriptorpb.FileDescriptorSet{}
-	seen := map[string]bool{}
-	var add func(protoreflect.FileDescriptor)
-	add = func(f protoreflect.FileDescriptor) {
-		if seen[f.Path()] {
-			return
-		}
-		seen[f.Path()] = true
-		imports := f.Imports()
-		for i := range imports.Len() {
-			add(imports.Get(i).FileDescriptor)
-		}
-		set.File = append(set.File, protodesc.ToFileDescriptorProto(f))
-	}
-	add(fd)
-	data, err := proto.Marshal(set)
+	data, err := proto.Marshal(testutil.DescriptorSet(fd))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,8 +498,8 @@ func TestServeTLS(t *testing.T) {
 			t.Parallel()
 			// startServe's health probe speaks plain HTTP; probe over TLS here instead.
 			ctx, cancel := context.WithCancel(context.Background())
-			out := &syncBuffer{}
-			errOut := &syncBuffer{}
+			out := &testutil.SyncBuffer{}
+			errOut := &testutil.SyncBuffer{}
 			done := make(chan int, 1)
 			args := append([]string{"serve", "--listen", "127.0.0.1:0", "--tls-cert", certPEM, "--tls-key", keyPEM, "--allow-origin", serveOrigin}, tt.args...)
 			go func() { done <- run(ctx, args, out, errOut) }()

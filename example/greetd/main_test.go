@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,25 +14,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestRun starts greetd as main does, calls it, and stops it as SIGTERM would
 // (by ending run's context).
@@ -42,7 +23,7 @@ func TestRun(t *testing.T) {
 	ctx, stop := context.WithCancel(t.Context())
 	addrs := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	go func() {
 		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--log-level", "debug"}, &logs, func(a net.Addr) { addrs <- a })
 	}()
@@ -100,7 +81,7 @@ func TestRunBadFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var logs syncBuffer
+			var logs testutil.SyncBuffer
 			err := run(t.Context(), tt.args, &logs, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("run(%q) = %v, want an error containing %q", tt.args, err, tt.want)

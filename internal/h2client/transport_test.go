@@ -22,8 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
-	"github.com/corsgate/corsgate/internal/greetd"
-	"github.com/corsgate/corsgate/internal/greetsvc"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 // The tests of Transport call a real grpc-go backend on loopback through
@@ -42,14 +41,7 @@ func newTestTransport(tb testing.TB, cfg Config) *Transport {
 
 func h2Backend(tb testing.TB, opts ...grpc.ServerOption) string {
 	tb.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := greetd.NewServer(&greetsvc.Greeter{}, opts...)
-	go func() { _ = s.Serve(lis) }()
-	tb.Cleanup(s.Stop)
-	return lis.Addr().String()
+	return testutil.StartGreetd(tb, nil, opts...)
 }
 
 func h2Frame(tb testing.TB, m proto.Message) []byte {
