@@ -87,17 +87,7 @@ func startGateway(tb testing.TB, backend string, opts ...gatewayOption) (*gatewa
 // serveHandler serves h with HTTP/1.1 and h2c on a loopback port.
 func serveHandler(tb testing.TB, h http.Handler) string {
 	tb.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: h, Protocols: &p, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(lis) }()
-	tb.Cleanup(func() { _ = srv.Close() })
-	return "http://" + lis.Addr().String()
+	return testutil.ServeHandler(tb, h)
 }
 
 func waitReady(tb testing.TB, g *gateway.Gateway) {

@@ -4,17 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os/exec"
@@ -37,53 +30,6 @@ import (
 	"github.com/corsgate/corsgate/internal/testutil"
 )
 
-// hardCert is a self-signed certificate for 127.0.0.1 and localhost,
-// written as PEM files.
-type hardCert struct {
-	certFile, keyFile string
-	pool              *x509.CertPool
-	tls               tls.Certificate
-}
-
-func newHardCert(t *testing.T, names ...string) hardCert {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "corsgate test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:              append([]string{"localhost"}, names...),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	c := hardCert{certFile: filepath.Join(dir, "cert.pem"), keyFile: filepath.Join(dir, "key.pem"), pool: x509.NewCertPool()}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	serveWriteFile(t, c.certFile, string(certPEM))
-	serveWriteFile(t, c.keyFile, string(keyPEM))
-	c.pool.AppendCertsFromPEM(certPEM)
-	if c.tls, err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // hardServeConfig is a serveConfig as the flags' defaults leave it.
 func hardServeConfig(backend string) *serveConfig {
 	return &serveConfig{
@@ -103,9 +49,9 @@ func hardServeConfig(backend string) *serveConfig {
 // least TLS 1.2.
 func TestServeServerSettings(t *testing.T) {
 	t.Parallel()
-	cert := newHardCert(t)
+	cert := testutil.NewCert(t)
 	cfg := hardServeConfig("127.0.0.1:1")
-	cfg.tlsCert, cfg.tlsKey = cert.certFile, cert.keyFile
+	cfg.tlsCert, cfg.tlsKey = cert.CertFile, cert.KeyFile
 	s, err := newServeServer(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -188,11 +134,11 @@ func hardStartServe(t *testing.T, args ...string) (url string, stderr *testutil.
 func TestServeTLSHandshakes(t *testing.T) {
 	t.Parallel()
 	backend := serveBackend(t, false)
-	cert := newHardCert(t)
+	cert := testutil.NewCert(t)
 	descriptors := filepath.Join(t.TempDir(), "greet.binpb")
 	serveWriteDescriptors(t, descriptors, greetv1.File_greet_v1_greet_proto)
 	url, stderr, _, _ := hardStartServe(t, "--backend", backend, "--allow-origin", serveOrigin,
-		"--tls-cert", cert.certFile, "--tls-key", cert.keyFile, "--descriptors", descriptors)
+		"--tls-cert", cert.CertFile, "--tls-key", cert.KeyFile, "--descriptors", descriptors)
 	if !strings.HasPrefix(url, "https://") {
 		t.Fatalf("printed URL %q, want https://", url)
 	}
@@ -213,7 +159,7 @@ func TestServeTLSHandshakes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			conf := tt.conf.Clone()
-			conf.RootCAs = cert.pool
+			conf.RootCAs = cert.Pool
 			conf.NextProtos = []string{"h2", "http/1.1"}
 			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, conf)
 			if tt.wantErr {
@@ -234,7 +180,7 @@ func TestServeTLSHandshakes(t *testing.T) {
 	}
 	t.Run("call over TLS", func(t *testing.T) {
 		t.Parallel()
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}
 		t.Cleanup(tr.CloseIdleConnections)
 		client := greetv1connect.NewGreetServiceClient(&http.Client{Transport: serveOriginRT{tr}}, url, connect.WithGRPCWeb())
 		res, err := client.Greet(context.Background(), connect.NewRequest(&greetv1.GreetRequest{Name: "Tls"}))
@@ -248,13 +194,13 @@ func TestServeTLSHandshakes(t *testing.T) {
 }
 
 // hardTLSBackend starts greetd over TLS with cert.
-func hardTLSBackend(t *testing.T, cert hardCert) string {
+func hardTLSBackend(t *testing.T, cert testutil.Cert) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert.tls}, MinVersion: tls.VersionTLS12})
+	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12})
 	s := greetd.NewServer(nil, grpc.Creds(creds))
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
@@ -271,7 +217,7 @@ var hardInsecureFlagNames = []string{"backend-insecure-skip-verify", "backend-in
 // work, and a wrong --backend-server-name is refused too.
 func TestServeBackendTLSVerifies(t *testing.T) {
 	t.Parallel()
-	cert := newHardCert(t, "greet.internal")
+	cert := testutil.NewCert(t, "greet.internal")
 	backend := hardTLSBackend(t, cert)
 	descriptors := filepath.Join(t.TempDir(), "greet.binpb")
 	serveWriteDescriptors(t, descriptors, greetv1.File_greet_v1_greet_proto)
@@ -282,10 +228,10 @@ func TestServeBackendTLSVerifies(t *testing.T) {
 	}{
 		{name: "https backend, system roots", args: []string{"--backend", "https://" + backend}},
 		{name: "backend-tls, system roots", args: []string{"--backend", backend, "--backend-tls"}},
-		{name: "backend-ca", args: []string{"--backend", backend, "--backend-ca", cert.certFile}, wantOK: true},
-		{name: "https backend and backend-ca", args: []string{"--backend", "https://" + backend, "--backend-ca", cert.certFile}, wantOK: true},
-		{name: "backend-ca, server name in the certificate", args: []string{"--backend", backend, "--backend-ca", cert.certFile, "--backend-server-name", "greet.internal"}, wantOK: true},
-		{name: "backend-ca, wrong server name", args: []string{"--backend", backend, "--backend-ca", cert.certFile, "--backend-server-name", "evil.internal"}},
+		{name: "backend-ca", args: []string{"--backend", backend, "--backend-ca", cert.CertFile}, wantOK: true},
+		{name: "https backend and backend-ca", args: []string{"--backend", "https://" + backend, "--backend-ca", cert.CertFile}, wantOK: true},
+		{name: "backend-ca, server name in the certificate", args: []string{"--backend", backend, "--backend-ca", cert.CertFile, "--backend-server-name", "greet.internal"}, wantOK: true},
+		{name: "backend-ca, wrong server name", args: []string{"--backend", backend, "--backend-ca", cert.CertFile, "--backend-server-name", "evil.internal"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

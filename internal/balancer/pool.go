@@ -90,26 +90,26 @@ func (p *Pool) Call(ctx context.Context, req *http.Request, whole bool) (*http.R
 		select {
 		case <-p.resolved:
 		case <-ctx.Done():
-			closeBody(req)
+			h2client.CloseBody(req)
 			return nil, ctx.Err()
 		}
 	}
 	r, err := p.pick(nil)
 	if err != nil {
-		closeBody(req)
+		h2client.CloseBody(req)
 		return nil, err
 	}
 	resp, err := p.callOn(ctx, r, req, whole)
 	if err == nil || !h2client.Unprocessed(err) || ctx.Err() != nil {
 		return resp, err
 	}
-	again, rerr := rewind(req)
+	again, rerr := h2client.Rewind(req)
 	if rerr != nil {
 		return nil, err
 	}
 	r2, perr := p.pick(r)
 	if perr != nil {
-		closeBody(again)
+		h2client.CloseBody(again)
 		return nil, err // the first error says more than "no other replica"
 	}
 	p.s.log.Debug("balancer: call retried on another replica", "backend", p.s.name,
@@ -342,32 +342,6 @@ func (p *Pool) Close() error {
 		r.setState(StateNone, nil)
 	}
 	return nil
-}
-
-// closeBody closes the body of a request that is not sent, in a goroutine
-// as h2client does: closing can wait for a read under way.
-func closeBody(req *http.Request) {
-	if req.Body != nil && req.Body != http.NoBody {
-		go func() { _ = req.Body.Close() }()
-	}
-}
-
-// rewind returns req with a fresh body for a second attempt, or an error
-// when its body cannot be replayed.
-func rewind(req *http.Request) (*http.Request, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return req, nil
-	}
-	if req.GetBody == nil {
-		return nil, errors.New("body not replayable")
-	}
-	body, err := req.GetBody()
-	if err != nil {
-		return nil, err
-	}
-	r := *req
-	r.Body = body
-	return &r, nil
 }
 
 // callBody is a response body that ends its call's count on its replica

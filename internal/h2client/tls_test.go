@@ -2,14 +2,7 @@ package h2client
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,46 +12,16 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
-
-// testCert is a self-signed certificate for 127.0.0.1 and the pool that
-// trusts it.
-func testCert(tb testing.TB) (tls.Certificate, *x509.CertPool) {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "h2client test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
 
 // TestTLSBackend calls a grpc-go backend over TLS through the transport,
 // and through net/http's client dialing with Transport.Dial, as the
 // gateway's reflection and health clients do: one dial path for both.
 func TestTLSBackend(t *testing.T) {
 	t.Parallel()
-	cert, pool := testCert(t)
+	c := testutil.NewCert(t)
+	cert, pool := c.TLS, c.Pool
 	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	addr := h2Backend(t, grpc.Creds(creds))
 	// ServerName stays empty: the transport takes it from the Authority.
@@ -100,7 +63,8 @@ func TestTLSBackend(t *testing.T) {
 // only other protocols fails the handshake itself.)
 func TestTLSBackendWithoutH2(t *testing.T) {
 	t.Parallel()
-	cert, pool := testCert(t)
+	c := testutil.NewCert(t)
+	cert, pool := c.TLS, c.Pool
 	lis, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatal(err)

@@ -186,7 +186,7 @@ func (t *Transport) Call(ctx context.Context, req *http.Request, whole bool) (*h
 	for attempt := 0; ; attempt++ {
 		cc, err := t.conn(ctx)
 		if err != nil {
-			closeBody(req)
+			CloseBody(req)
 			return nil, err
 		}
 		resp, err := cc.roundTrip(ctx, req, whole)
@@ -195,10 +195,10 @@ func (t *Transport) Call(ctx context.Context, req *http.Request, whole bool) (*h
 		}
 		var refused *refusedError
 		if !errors.As(err, &refused) || attempt == maxRetries || ctx.Err() != nil {
-			closeBody(req)
+			CloseBody(req)
 			return nil, err
 		}
-		if req, err = rewind(req); err != nil {
+		if req, err = Rewind(req); err != nil {
 			return nil, refused
 		}
 	}
@@ -207,7 +207,9 @@ func (t *Transport) Call(ctx context.Context, req *http.Request, whole bool) (*h
 // closeBody closes the body of a request that failed. In a goroutine:
 // closing a request body can wait for a read under way (an HTTP/1.1
 // server's does), and the failure is to be answered now.
-func closeBody(req *http.Request) {
+// CloseBody closes the body of a request that will not be sent, in a
+// goroutine: closing a client's body can wait for a read under way.
+func CloseBody(req *http.Request) {
 	switch req.Body.(type) {
 	case nil, bytesBody:
 	default:
@@ -217,8 +219,9 @@ func closeBody(req *http.Request) {
 	}
 }
 
-// rewind returns req with a fresh body, for a retry.
-func rewind(req *http.Request) (*http.Request, error) {
+// Rewind returns req with a fresh body (from req.GetBody), for a retry, or
+// an error when its body cannot be replayed.
+func Rewind(req *http.Request) (*http.Request, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return req, nil
 	}
