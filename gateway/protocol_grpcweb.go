@@ -131,11 +131,8 @@ type base64Writer struct {
 func (b base64Writer) Write(p []byte) (int, error) {
 	buf := getBytesBuf()
 	defer putBytesBuf(buf)
-	n := base64.StdEncoding.EncodedLen(len(p))
-	buf.Grow(n)
-	dst := buf.AvailableBuffer()[:n]
-	base64.StdEncoding.Encode(dst, p)
-	if _, err := b.w.Write(dst); err != nil {
+	buf.Grow(base64.StdEncoding.EncodedLen(len(p)))
+	if _, err := grpcwebtext.WriteChunk(b.w, p, buf.AvailableBuffer()); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/wire"
 )
 
 // Handler returns an [http.Handler] serving s: gRPC-Web requests (binary and
@@ -97,7 +97,7 @@ func Handler(p *interceptor.Policy, s *grpc.Server) (http.Handler, error) {
 			wrapped.HandleGrpcWebRequest(w, r)
 			return
 		}
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		if r.ProtoMajor == 2 && wire.Classify(r).Protocol == wire.ProtocolGRPC {
 			s.ServeHTTP(w, r)
 			return
 		}

@@ -174,3 +174,18 @@ func (e *Encoder) Close() error {
 	_, err := e.w.Write(e.buf[:4])
 	return err
 }
+
+// WriteChunk writes p to w as one padded base64 chunk, in buf's space
+// (grown as needed and returned for reuse): what a writer whose every write
+// is a whole gRPC-Web frame sends, since clients decode such concatenated
+// chunks. [Encoder] is the streaming form, for writes of any size.
+func WriteChunk(w io.Writer, p, buf []byte) ([]byte, error) {
+	n := base64.StdEncoding.EncodedLen(len(p))
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	base64.StdEncoding.Encode(buf, p)
+	_, err := w.Write(buf)
+	return buf, err
+}

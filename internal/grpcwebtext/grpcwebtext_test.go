@@ -202,3 +202,24 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestWriteChunk checks that whole frames written as padded chunks decode,
+// concatenated, with the streaming Reader, as clients decode them.
+func TestWriteChunk(t *testing.T) {
+	var out bytes.Buffer
+	var buf []byte
+	frames := [][]byte{{0, 0, 0, 0, 1, 'a'}, {0x80, 0, 0, 0, 3, 'x', ':', 'y'}, {1}}
+	for _, f := range frames {
+		var err error
+		if buf, err = WriteChunk(&out, f, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := io.ReadAll(NewReader(&out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := bytes.Join(frames, nil); !bytes.Equal(got, want) {
+		t.Errorf("decoded %q, want %q", got, want)
+	}
+}
