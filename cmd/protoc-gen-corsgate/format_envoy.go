@@ -47,7 +47,8 @@ type corsAnswer struct {
 // HttpConnectionManager has one route per procedure with its own CORS
 // policy (typed_per_filter_config of envoy.filters.http.cors) and the
 // grpc_web, cors and router filters, in that order, plus the backend cluster
-// over HTTP/2. The per-route values are the interceptor's own answers, asked
+// over HTTP/2; with route parameters, one cluster per backend, each route to
+// the cluster of its package's backend. The per-route values are the interceptor's own answers, asked
 // with [interceptor.Policy.Explain], so Envoy and corsgate agree header for header.
 // The document is built from the types of envoy_config.go, without Envoy's
 // own; the module internal/deploycheck loads the committed outputs into
@@ -83,6 +84,10 @@ func generateEnvoy(gen *protogen.Plugin, sources []string, services []intercepto
 	for _, svc := range table.Services() {
 		for _, proc := range svc.Procedures {
 			path := "/" + svc.Name + "/" + proc.Name
+			cluster := envoyClusterName
+			if p.routed() {
+				_, cluster = p.routeOf(svc.Name)
+			}
 			policy := envoyCorsPolicy{Type: typeCorsPolicy, ForwardNotMatchingPreflights: new(false)}
 			if !proc.BrowserBarred {
 				ans, err := askInterceptor(probe, table, path)
@@ -105,7 +110,7 @@ func generateEnvoy(gen *protogen.Plugin, sources []string, services []intercepto
 				Name:  path,
 				Match: envoyRouteMatch{Path: path},
 				Route: envoyRouteAction{
-					Cluster: envoyClusterName,
+					Cluster: cluster,
 					// No route timeout: streams last as long as the call; the
 					// client's grpc-timeout bounds it instead.
 					Timeout:           envoyDuration(0),
@@ -147,14 +152,27 @@ func generateEnvoy(gen *protogen.Plugin, sources []string, services []intercepto
 	if err != nil {
 		return fmt.Errorf("parameter listen: %w", err)
 	}
+	var clusters []envoyCluster
 	backend := cmp.Or(p.backend, defaultBackend)
-	backendAddr, err := socketAddress(backend, "")
-	if err != nil {
-		return fmt.Errorf("parameter backend: %w", err)
-	}
-	discovery := clusterStrictDNS
-	if _, err := netip.ParseAddr(backendAddr.SocketAddress.Address); err == nil {
-		discovery = clusterStatic
+	forwards := "the gRPC server at " + backend
+	if p.routed() {
+		var servers []string
+		for _, name := range p.backendNames() {
+			addr := p.backendAddresses[name]
+			c, err := envoyClusterOf(name, addr)
+			if err != nil {
+				return fmt.Errorf("parameter backend_address: backend %s: %w", name, err)
+			}
+			clusters = append(clusters, c)
+			servers = append(servers, name+" at "+addr)
+		}
+		forwards = "the gRPC servers " + strings.Join(servers, ", ")
+	} else {
+		c, err := envoyClusterOf(envoyClusterName, backend)
+		if err != nil {
+			return fmt.Errorf("parameter backend: %w", err)
+		}
+		clusters = append(clusters, c)
 	}
 	bootstrap := envoyBootstrap{
 		StaticResources: envoyStaticResources{
@@ -165,21 +183,12 @@ func generateEnvoy(gen *protogen.Plugin, sources []string, services []intercepto
 					Filters: []envoyNetworkFilter{{Name: filterHCM, TypedConfig: hcm}},
 				}},
 			}},
-			Clusters: []envoyCluster{{
-				Name:           envoyClusterName,
-				Type:           discovery,
-				ConnectTimeout: envoyDuration(5 * time.Second),
-				LoadAssignment: envoyClusterLoadAssignment{
-					ClusterName: envoyClusterName,
-					Endpoints: []envoyLocalityLbEndpoints{{
-						LbEndpoints: []envoyLbEndpoint{{Endpoint: envoyEndpoint{Address: backendAddr}}},
-					}},
-				},
-				TypedExtensionProtocolOptions: map[string]envoyHTTPProtocolOptionsAny{
-					upstreamHTTPOptions: {Type: typeUpstreamHTTPProto},
-				},
-			}},
+			Clusters: clusters,
 		},
+	}
+	perProcedure := "one route per procedure with its CORS policy; browser-barred procedures"
+	if p.routed() {
+		perProcedure = "one route per procedure, to its package's backend, with its CORS policy; browser-barred procedures"
 	}
 	js, err := json.Marshal(bootstrap)
 	if err != nil {
@@ -190,8 +199,8 @@ func generateEnvoy(gen *protogen.Plugin, sources []string, services []intercepto
 		"Source: "+strings.Join(sources, ", "),
 		"",
 		"Envoy v3 bootstrap: envoy -c "+envoyOutputName,
-		"Listens on "+listen+" and forwards to the gRPC server at "+backend+" over HTTP/2;",
-		"one route per procedure with its CORS policy; browser-barred procedures",
+		"Listens on "+listen+" and forwards to "+forwards+" over HTTP/2;",
+		perProcedure,
 		"get a policy that allows no origin. Envoy does not answer Vary on preflights.",
 	)
 	if err != nil {
@@ -201,6 +210,33 @@ func generateEnvoy(gen *protogen.Plugin, sources []string, services []intercepto
 		return fmt.Errorf("write %s: %w", envoyOutputName, err)
 	}
 	return nil
+}
+
+// envoyClusterOf is the cluster name of the gRPC server at hostPort, over
+// HTTP/2: STATIC for an IP address, STRICT_DNS for a host name.
+func envoyClusterOf(name, hostPort string) (envoyCluster, error) {
+	addr, err := socketAddress(hostPort, "")
+	if err != nil {
+		return envoyCluster{}, err
+	}
+	discovery := clusterStrictDNS
+	if _, err := netip.ParseAddr(addr.SocketAddress.Address); err == nil {
+		discovery = clusterStatic
+	}
+	return envoyCluster{
+		Name:           name,
+		Type:           discovery,
+		ConnectTimeout: envoyDuration(5 * time.Second),
+		LoadAssignment: envoyClusterLoadAssignment{
+			ClusterName: name,
+			Endpoints: []envoyLocalityLbEndpoints{{
+				LbEndpoints: []envoyLbEndpoint{{Endpoint: envoyEndpoint{Address: addr}}},
+			}},
+		},
+		TypedExtensionProtocolOptions: map[string]envoyHTTPProtocolOptionsAny{
+			upstreamHTTPOptions: {Type: typeUpstreamHTTPProto},
+		},
+	}, nil
 }
 
 // askInterceptor asks the interceptor what a browser calling path with POST

@@ -105,6 +105,9 @@ func generate(gen *protogen.Plugin, p *params) error {
 	if _, err := interceptor.NewTable(all...); err != nil {
 		return err
 	}
+	if err := p.checkRoutedServices(all); err != nil {
+		return err
+	}
 
 	if p.format == formatGo {
 		for i, f := range files {

@@ -21,6 +21,15 @@ const corsM = ",Mcorsgate/v1/cors.proto=github.com/corsgate/corsgate/gen/corsgat
 
 var acmeFiles = []string{"acme/v1/shop.proto", "acme/v1/editions.proto", "acme/v1/legacy.proto", "acme/v1/types.proto"}
 
+// routedFiles are two proto packages, acme.v1 and greet.v1, for the cases
+// with route parameters.
+var routedFiles = append(slices.Clone(acmeFiles), "greet/v1/greet.proto")
+
+// routedParameter sends each package of routedFiles to a backend of its own,
+// one at a host name and one at an IP address.
+const routedParameter = "route=acme.v1=shop,route=greet.v1=greet," +
+	"backend_address=shop=shop.internal:9090,backend_address=greet=127.0.0.1:9091"
+
 // goldenCase is one plugin run whose output is kept in testdata/golden/<name>.
 type goldenCase struct {
 	name        string
@@ -63,6 +72,17 @@ var goldenCases = []goldenCase{
 		name:      "json",
 		files:     acmeFiles,
 		parameter: "format=json,allow_origin=*,max_age=0",
+	},
+	{
+		name:      "yaml-routes",
+		files:     routedFiles,
+		parameter: "format=yaml,listen=:8080,allow_origin=https://app.example.com,max_age=600," + routedParameter,
+	},
+	{
+		name:  "envoy-routes",
+		files: routedFiles,
+		parameter: "format=envoy,listen=0.0.0.0:10000,allow_origin=https://app.example.com,allow_credentials=true," +
+			"max_age=600,expose_header=x-debug," + routedParameter,
 	},
 	{
 		name:  "envoy",

@@ -49,6 +49,8 @@ type params struct {
 	packageSuffix        string
 	connectPackageSuffix string
 	envoyConnectBridge   bool
+	routes               map[string]string // proto package → backend name
+	backendAddresses     map[string]string // backend name → host:port
 
 	given []string // parameter names in the order given
 }
@@ -150,7 +152,19 @@ var paramTable = map[string]param{
 			p.backend = v
 			return nil
 		},
-		help: "host:port of the gRPC backend",
+		help: "host:port of the gRPC backend; for several backends, route and backend_address instead",
+	},
+	"route": {
+		formats:    []string{formatYAML, formatJSON, formatEnvoy},
+		repeatable: true,
+		set:        func(p *params, v string) error { return p.setRoute(v) },
+		help:       "PACKAGE=BACKEND: send the services of a proto package to a named backend (repeat per package; with backend_address)",
+	},
+	"backend_address": {
+		formats:    []string{formatYAML, formatJSON, formatEnvoy},
+		repeatable: true,
+		set:        func(p *params, v string) error { return p.setBackendAddress(v) },
+		help:       "BACKEND=HOST:PORT: the gRPC server of a backend named by route (repeat per backend)",
 	},
 	"package_suffix": {
 		formats: []string{formatGo},
@@ -218,7 +232,7 @@ func (p *params) check() error {
 	if p.format == formatEnvoy && len(p.allowOrigins) == 0 {
 		return errors.New("format=envoy needs at least one allow_origin parameter: Envoy has no flags to add origins later")
 	}
-	return nil
+	return p.checkRouting()
 }
 
 func paramNames() []string {
