@@ -187,6 +187,7 @@ type bodyWatch struct {
 	timer *time.Timer
 	done  bool // the call ended: the timer must not fire any more
 	fired atomic.Bool
+	eof   atomic.Bool // a read returned io.EOF
 }
 
 // watch wraps body, read from the client's request, in the gateway's
@@ -206,6 +207,17 @@ func (c *call) watch(body io.Reader, declared int64) *bodyWatch {
 }
 
 func (b *bodyWatch) Read(p []byte) (int, error) {
+	n, err := b.read(p)
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
+	return n, err
+}
+
+// sawEOF reports a body read to its end; false on nil.
+func (b *bodyWatch) sawEOF() bool { return b != nil && b.eof.Load() }
+
+func (b *bodyWatch) read(p []byte) (int, error) {
 	if b.timeout <= 0 {
 		return b.r.Read(p)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -60,6 +61,9 @@ type call struct {
 	watched *bodyWatch
 	// share is the call's part of the gateway's request buffer budget.
 	share share
+	// cut reports an HTTP/1.1 request body the gateway stopped reading
+	// before its end (see duplex.go).
+	cut atomic.Bool
 	// wrote reports that response headers went to the client.
 	wrote bool
 	// sw is w with a progress deadline, when the gateway has one.
@@ -175,7 +179,17 @@ func (c *call) failure(err error) *rpcStatus {
 			return st
 		}
 	}
-	st := statusFromError(c.ctx, c.deadline, err)
+	ctx := c.ctx
+	if c.cut.Load() {
+		// The backend ended the call first and the gateway then cut the
+		// client's body (see duplex.go), which cancels the request's
+		// context: that cancellation is the gateway's own, not the client's.
+		ctx = context.WithoutCancel(ctx)
+		if errors.Is(err, context.Canceled) {
+			err = errors.New("the backend ended the call before the request stream")
+		}
+	}
+	st := statusFromError(ctx, c.deadline, err)
 	if st.Code == connect.CodeUnavailable {
 		c.g.metrics.backendError(c.route.backend.name)
 		c.route.backend.kickRefresh()
@@ -188,6 +202,7 @@ func (c *call) failure(err error) *rpcStatus {
 func (c *call) finish(start time.Time, rt *route, st *rpcStatus) {
 	c.watched.stop()
 	defer c.share.release()
+	c.closeCutConn()
 	if st == nil {
 		st = errorf(connect.CodeInternal, "no status")
 	}

@@ -69,22 +69,10 @@ func (c *call) framedRequest(out *http.Request, body *bodyWatch, encoding string
 		sr.whole = &wholeFrames{fr: frameReader{r: body, max: c.g.maxMsg, request: true, share: &c.share}, max: c.g.maxMsg}
 	}
 	c.body = sr
-	out.Body = clientBody{sr, c.r.Body}
+	out.Body = clientBody{sr, c}
 	out.ContentLength = -1
 	return nil
 }
-
-// clientBody is the body of a streaming backend request. Closing it closes
-// the client's request body: when the backend ends the call while the
-// client still has its request stream open (a bidi error), the transport
-// closes the request body, and the read it is blocked in must end, or
-// closing the response would wait for it forever.
-type clientBody struct {
-	io.Reader
-	client io.Closer
-}
-
-func (b clientBody) Close() error { return b.client.Close() }
 
 // setBodyBytes makes data the backend request body, replayable.
 func setBodyBytes(out *http.Request, data []byte) {
@@ -113,7 +101,7 @@ func (c *call) transcodedRequest(out *http.Request, body *bodyWatch, encoding st
 		return nil
 	}
 	c.body = tr
-	out.Body = clientBody{tr, c.r.Body}
+	out.Body = clientBody{tr, c}
 	out.ContentLength = -1
 	return nil
 }
@@ -136,6 +124,9 @@ func (t *transcodeReader) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if err != nil {
+			if t.c.cut.Load() {
+				return 0, err // the gateway cut the body: not the client's fault
+			}
 			return 0, t.fail(statusFromReadError(err))
 		}
 		payload := t.in.Bytes()
