@@ -42,6 +42,13 @@ func (c *call) cutBody() {
 	if c.r.ProtoMajor != 1 || c.watched.sawEOF() {
 		return
 	}
+	c.cutMu.Lock()
+	defer c.cutMu.Unlock()
+	if c.ended {
+		// The handler has returned: net/http owns the body and the
+		// connection now, and may already serve the next request on it.
+		return
+	}
 	c.cut.Store(true)
 	_ = http.NewResponseController(c.w).SetReadDeadline(time.Unix(1, 0))
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +65,11 @@ type call struct {
 	// cut reports an HTTP/1.1 request body the gateway stopped reading
 	// before its end (see duplex.go).
 	cut atomic.Bool
+	// cutMu orders cutBody, which may run on the transport's goroutine,
+	// before the end of the handler (ended, under cutMu): after it, the
+	// response writer is no longer the call's.
+	cutMu sync.Mutex
+	ended bool
 	// wrote reports that response headers went to the client.
 	wrote bool
 	// sw is w with a progress deadline, when the gateway has one.
@@ -203,6 +209,9 @@ func (c *call) finish(start time.Time, rt *route, st *rpcStatus) {
 	c.watched.stop()
 	defer c.share.release()
 	c.closeCutConn()
+	c.cutMu.Lock()
+	c.ended = true
+	c.cutMu.Unlock()
 	if st == nil {
 		st = errorf(connect.CodeInternal, "no status")
 	}
