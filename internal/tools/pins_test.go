@@ -20,29 +20,38 @@ const repoRoot = "../.."
 // version. The tool lines of the workspace's go.mod files add to this list.
 var goBuiltTools = []string{"staticcheck", "connectconformance", "referenceserver", "grpcwebproxy", "benchstat", "gopls", "golangci-lint"}
 
+// directives returns the entries of one directive of a go.mod or go.work
+// file (keyword "use", "tool" or "require"), in both the one-line and the
+// block form, comments left out and the rest of each line kept whole.
+func directives(tb testing.TB, path, keyword string) []string {
+	tb.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var entries []string
+	inBlock := false
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == keyword+" (":
+			inBlock = true
+		case inBlock && line == ")":
+			inBlock = false
+		case inBlock && line != "" && !strings.HasPrefix(line, "//"):
+			entries = append(entries, line)
+		case strings.HasPrefix(line, keyword+" "):
+			entries = append(entries, strings.TrimSpace(strings.TrimPrefix(line, keyword+" ")))
+		}
+	}
+	return entries
+}
+
 // workspaceModules returns the directories of the modules go.work uses,
 // relative to the repository root.
 func workspaceModules(tb testing.TB) []string {
 	tb.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot, "go.work"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var dirs []string
-	inUse := false
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "use (":
-			inUse = true
-		case inUse && line == ")":
-			inUse = false
-		case inUse && line != "" && !strings.HasPrefix(line, "//"):
-			dirs = append(dirs, line)
-		case strings.HasPrefix(line, "use "):
-			dirs = append(dirs, strings.TrimSpace(strings.TrimPrefix(line, "use ")))
-		}
-	}
+	dirs := directives(tb, filepath.Join(repoRoot, "go.work"), "use")
 	if len(dirs) == 0 {
 		tb.Fatal("go.work uses no module")
 	}
@@ -52,26 +61,7 @@ func workspaceModules(tb testing.TB) []string {
 // goModTools returns the package paths of the tool lines of one go.mod.
 func goModTools(tb testing.TB, gomod string) []string {
 	tb.Helper()
-	data, err := os.ReadFile(gomod)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var tools []string
-	inTool := false
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "tool (":
-			inTool = true
-		case inTool && line == ")":
-			inTool = false
-		case inTool && line != "" && !strings.HasPrefix(line, "//"):
-			tools = append(tools, line)
-		case strings.HasPrefix(line, "tool "):
-			tools = append(tools, strings.TrimSpace(strings.TrimPrefix(line, "tool ")))
-		}
-	}
-	return tools
+	return directives(tb, gomod, "tool")
 }
 
 // pinnedTools maps the names `go tool` accepts (the last path element and

@@ -35,33 +35,11 @@ var rootDirect = []string{
 // "// indirect" comment.
 func directRequirements(tb testing.TB, gomod string) []string {
 	tb.Helper()
-	data, err := os.ReadFile(gomod)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var direct []string
-	inRequire := false
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimSpace(line)
-		var spec string
-		switch {
-		case line == "require (":
-			inRequire = true
-			continue
-		case inRequire && line == ")":
-			inRequire = false
-			continue
-		case inRequire:
-			spec = line
-		case strings.HasPrefix(line, "require "):
-			spec = strings.TrimSpace(strings.TrimPrefix(line, "require "))
-		default:
-			continue
+	for _, spec := range directives(tb, gomod, "require") {
+		if !strings.Contains(spec, "// indirect") {
+			direct = append(direct, strings.Fields(spec)[0])
 		}
-		if spec == "" || strings.HasPrefix(spec, "//") || strings.Contains(spec, "// indirect") {
-			continue
-		}
-		direct = append(direct, strings.Fields(spec)[0])
 	}
 	slices.Sort(direct)
 	return direct
