@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 // hardFuzzPaths are the request paths FuzzPreflight picks from: procedures of
@@ -66,7 +68,7 @@ func hardReferenceHeadersAllowed(lines []string, allowed map[string]bool) bool {
 }
 
 // FuzzPreflight runs arbitrary preflights through the middleware and
-// compares its verdict with a plain reference: origin (hardReferenceAllows),
+// compares its verdict with a plain reference: origin (testutil.ReferenceAllows),
 // procedure, barred flag, method and header list. A granted preflight must
 // echo the origin byte for byte; a refused one carries no CORS header.
 func FuzzPreflight(f *testing.F) {
@@ -93,15 +95,15 @@ func FuzzPreflight(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.origin, s.method, s.acrh1, s.acrh2, s.path)
 	}
-	p, err := New(WithAllowedOrigins(hardConfiguredOrigins...), WithAllowedHeaders("x-tenant"))
+	p, err := New(WithAllowedOrigins(testutil.CorpusOrigins...), WithAllowedHeaders("x-tenant"))
 	if err != nil {
 		f.Fatal(err)
 	}
 	table := greetTable(f)
 	h := p.Handler(table, noop)
-	var allowed []hardRefOrigin
-	for _, o := range hardConfiguredOrigins {
-		allowed = append(allowed, hardParseRefOrigin(f, o))
+	var allowed []testutil.RefOrigin
+	for _, o := range testutil.CorpusOrigins {
+		allowed = append(allowed, testutil.ParseRefOrigin(f, o))
 	}
 	type routeRef struct {
 		methods map[string]bool
@@ -137,7 +139,7 @@ func FuzzPreflight(f *testing.F) {
 		h.ServeHTTP(w, r)
 
 		rt, known := routes[path]
-		want := hardReferenceAllows(allowed, origin) && known && !rt.barred && rt.methods[method] &&
+		want := testutil.ReferenceAllows(allowed, origin) && known && !rt.barred && rt.methods[method] &&
 			hardReferenceHeadersAllowed(lines, rt.headers)
 		switch w.code {
 		case http.StatusNoContent:
@@ -171,7 +173,7 @@ func FuzzPreflight(f *testing.F) {
 // top-level name, and over the bypass variants of the configured value only
 // what the reference matcher derives from it gets Access-Control-Allow-Origin.
 func FuzzAllowedOrigin(f *testing.F) {
-	for _, o := range hardConfiguredOrigins {
+	for _, o := range testutil.CorpusOrigins {
 		f.Add(o, false)
 		f.Add(o, true)
 	}
@@ -198,31 +200,31 @@ func FuzzAllowedOrigin(f *testing.F) {
 			}
 			return
 		}
-		ref := hardParseRefOrigin(t, configured)
-		if ref.wildcard {
-			if ref.scheme != "https" && ref.scheme != "http" {
-				t.Fatalf("pattern %s with scheme %q accepted", hardShort(configured), ref.scheme)
+		ref := testutil.ParseRefOrigin(t, configured)
+		if ref.Wildcard {
+			if ref.Scheme != "https" && ref.Scheme != "http" {
+				t.Fatalf("pattern %s with scheme %q accepted", testutil.Short(configured), ref.Scheme)
 			}
-			if _, err := netip.ParseAddr(ref.host); err == nil {
-				t.Fatalf("pattern %s over an IP address accepted", hardShort(configured))
+			if _, err := netip.ParseAddr(ref.Host); err == nil {
+				t.Fatalf("pattern %s over an IP address accepted", testutil.Short(configured))
 			}
-			if ps, _ := publicsuffix.PublicSuffix(ref.host); ps == ref.host || !strings.Contains(ref.host, ".") {
-				t.Fatalf("pattern %s over the public suffix %q accepted", hardShort(configured), ref.host)
+			if ps, _ := publicsuffix.PublicSuffix(ref.Host); ps == ref.Host || !strings.Contains(ref.Host, ".") {
+				t.Fatalf("pattern %s over the public suffix %q accepted", testutil.Short(configured), ref.Host)
 			}
 		}
 		h := p.Handler(greetTable(t), noop)
-		allowed := []hardRefOrigin{ref}
+		allowed := []testutil.RefOrigin{ref}
 		// The configured origin as a browser would send it (a subdomain
 		// for a pattern), then the attacks derived from it.
-		own := ref.scheme + "://" + ref.host
-		if ref.wildcard {
-			own = ref.scheme + "://a." + ref.host
+		own := ref.Scheme + "://" + ref.Host
+		if ref.Wildcard {
+			own = ref.Scheme + "://a." + ref.Host
 		}
-		if ref.port != "" {
-			own += ":" + ref.port
+		if ref.Port != "" {
+			own += ":" + ref.Port
 		}
 		granted := 0
-		for _, o := range append(hardBypassVariants(configured), own, "https://evil.com", "http://localhost:8080") {
+		for _, o := range append(testutil.BypassVariants(configured), own, "https://evil.com", "http://localhost:8080") {
 			if len(o) > 4096 {
 				continue // the huge variants are the corpus test's; here they only slow the fuzzer
 			}
@@ -231,13 +233,13 @@ func FuzzAllowedOrigin(f *testing.F) {
 			w := &fakeWriter{header: make(http.Header)}
 			h.ServeHTTP(w, r)
 			got := w.code == http.StatusNoContent
-			if want := hardReferenceAllows(allowed, o); got && !want {
-				t.Fatalf("configured %s: origin %s granted, the reference refuses", hardShort(configured), hardShort(o))
+			if want := testutil.ReferenceAllows(allowed, o); got && !want {
+				t.Fatalf("configured %s: origin %s granted, the reference refuses", testutil.Short(configured), testutil.Short(o))
 			}
 			if got {
 				granted++
 				if acao := w.header[hACAO]; len(acao) != 1 || acao[0] != o {
-					t.Fatalf("ACAO %q for origin %s", acao, hardShort(o))
+					t.Fatalf("ACAO %q for origin %s", acao, testutil.Short(o))
 				}
 				if credentials != (w.header.Get(hACAC) == "true") {
 					t.Fatalf("credentials %v but ACAC %q", credentials, w.header.Get(hACAC))
@@ -245,7 +247,7 @@ func FuzzAllowedOrigin(f *testing.F) {
 			}
 		}
 		if granted == 0 {
-			t.Fatalf("configured %s was accepted but lets no origin in", hardShort(configured))
+			t.Fatalf("configured %s was accepted but lets no origin in", testutil.Short(configured))
 		}
 	})
 }
