@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/protobuf/proto"
 
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
 	"github.com/corsgate/corsgate/gen/greet/v1/greetv1connect"
@@ -286,6 +288,58 @@ func TestServeControlFrameFloods(t *testing.T) {
 			}
 			_ = a.conn.Close()
 		})
+	}
+	assertStillServes(t, rs)
+}
+
+// TestServeZeroWindow opens server streams from a client that sets its
+// stream window to zero and never opens it, so the gateway can send no
+// data: what each such stream pins (the gateway's buffers, the backend
+// stream's window) must stay under the bound SECURITY.md documents for a
+// stuck stream, however much the backend has to send, and other clients
+// are served meanwhile. Not parallel: it measures the process's heap.
+func TestServeZeroWindow(t *testing.T) {
+	rs := startServe(t, "--backend", serveBackend(t, false), "--allow-origin", serveOrigin)
+	before := heapInuse()
+	a := dialH2(t, rs.url, true)
+	if err := a.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
+		t.Fatal(err)
+	}
+	// Each stream has about 400 MB to send: 100 000 greetings of 4 KiB.
+	msg, err := proto.Marshal(&greetv1.GreetStreamRequest{Name: strings.Repeat("n", 4<<10), Count: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := append([]byte{0, 0, 0, 0, 0}, msg...)
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	for _, f := range []hpack.HeaderField{
+		{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"}, {Name: ":authority", Value: a.host},
+		{Name: ":path", Value: "/greet.v1.GreetService/GreetStream"},
+		{Name: "content-type", Value: "application/grpc-web+proto"}, {Name: "origin", Value: serveOrigin},
+	} {
+		if err := enc.WriteField(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const streams = 100
+	for i := range streams {
+		id := uint32(2*i + 1)
+		if err := a.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.fr.WriteData(id, true, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Let the backend fill every window it has.
+	time.Sleep(2 * time.Second)
+	held := heapInuse()
+	perStream := (int64(held) - int64(before)) / streams
+	t.Logf("%d zero-window streams hold %d KiB of heap each", streams, perStream>>10)
+	if perStream > 2<<20 {
+		t.Errorf("a zero-window stream holds %d KiB, over the documented 2 MiB per stuck stream", perStream>>10)
 	}
 	assertStillServes(t, rs)
 }
