@@ -33,9 +33,11 @@ func TestParameterErrors(t *testing.T) {
 		{name: "envoy any header", parameter: "format=envoy,allow_origin=https://a.example.com,allow_header=*", want: []string{"parameter allow_header", "Envoy"}},
 		{name: "route syntax", parameter: "format=yaml,route=acme.v1", want: []string{"parameter route", "PACKAGE=BACKEND"}},
 		{name: "route twice", parameter: "format=yaml,route=acme.v1=a,route=acme.v1=b,backend_address=a=a:1,backend_address=b=b:1", want: []string{"routed twice"}},
-		{name: "route without address", parameter: "format=yaml,route=acme.v1=shop", want: []string{"shop"}},
+		{name: "route without address", parameter: "format=yaml,route=acme.v1=shop", want: []string{"parameter route: backend shop has no address", "backend_address=shop=HOST:PORT"}},
 		{name: "address without route", parameter: "format=yaml,route=acme.v1=shop,backend_address=shop=s:1,backend_address=x=x:1", want: []string{"parameter backend_address", "no route parameter names backend x"}},
 		{name: "package without route", parameter: "format=yaml,route=zz.v1=shop,backend_address=shop=s:1", want: []string{"has no route parameter", "route=acme.v1=BACKEND"}},
+		{name: "route not for go", parameter: "route=acme.v1=shop" + corsM, want: []string{"parameter route does not apply to format=go"}},
+		{name: "backend_address not for go", parameter: "backend_address=shop=s:1" + corsM, want: []string{"parameter backend_address does not apply to format=go"}},
 		{name: "route with backend", parameter: "format=yaml,backend=b:1,route=acme.v1=shop,backend_address=shop=s:1", want: []string{"parameter backend does not apply"}},
 		{name: "envoy backend host", parameter: "format=envoy,allow_origin=https://a.example.com,backend=:9090", want: []string{"parameter backend", "no host"}},
 		// The interceptor validates the deployment values as it would at run time.

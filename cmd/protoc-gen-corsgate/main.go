@@ -17,13 +17,18 @@
 //   - yaml, json: one gateway config for `corsgate serve --config`
 //     (corsgate.yaml or corsgate.json) with every service of the request.
 //   - envoy: one Envoy v3 bootstrap (envoy.yaml): one route per procedure
-//     with its CORS policy, and the grpc_web, cors and router filters.
+//     with its CORS policy, to the cluster of its backend, and the grpc_web,
+//     cors and router filters.
 //
 // The aggregated formats need buf's `strategy: all`, so that one run sees
 // every file. Their deployment values come from parameters: allow_origin
 // (repeatable), allow_credentials, max_age, allow_header, expose_header,
 // private_network, strict (yaml/json), listen, backend, and for Envoy
-// envoy_connect_bridge. The Go format takes package_suffix and
+// envoy_connect_bridge. In place of backend, route=PACKAGE=BACKEND
+// (repeatable) sends each proto package's services to a named backend and
+// backend_address=BACKEND=HOST:PORT (repeatable) says where each backend
+// is: yaml and json then write the config's backends: and routes:, and
+// envoy one cluster per backend. The Go format takes package_suffix and
 // connect_package_suffix. An unknown parameter, or one that does not apply
 // to the format, is an error that names it. For example, in buf.gen.yaml:
 //

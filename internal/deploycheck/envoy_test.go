@@ -14,6 +14,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
@@ -26,7 +27,6 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/connect_grpc_bridge/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
 // Committed Envoy outputs.
@@ -73,7 +73,38 @@ func loadEnvoy(tb testing.TB, path string, data []byte) (*bootstrapv3.Bootstrap,
 	if err := hcm.ValidateAll(); err != nil {
 		tb.Fatalf("%s: %v", path, err)
 	}
+	checkClusters(tb, path, bootstrap, hcm)
 	return bootstrap, hcm
+}
+
+// checkClusters checks that every cluster speaks HTTP/2 to its gRPC server
+// and that every route forwards to one of the clusters.
+func checkClusters(tb testing.TB, path string, bootstrap *bootstrapv3.Bootstrap, hcm *hcmv3.HttpConnectionManager) {
+	tb.Helper()
+	clusters := make(map[string]bool)
+	for _, c := range bootstrap.GetStaticResources().GetClusters() {
+		if clusters[c.GetName()] {
+			tb.Fatalf("%s: cluster %s defined twice", path, c.GetName())
+		}
+		clusters[c.GetName()] = true
+		opts := &upstreamhttpv3.HttpProtocolOptions{}
+		if err := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(opts); err != nil {
+			tb.Fatalf("%s: cluster %s: HTTP protocol options: %v", path, c.GetName(), err)
+		}
+		if opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+			tb.Errorf("%s: cluster %s does not speak HTTP/2 to its backend", path, c.GetName())
+		}
+		if got := c.GetLoadAssignment().GetClusterName(); got != c.GetName() {
+			tb.Errorf("%s: cluster %s has the load assignment of %q", path, c.GetName(), got)
+		}
+	}
+	for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
+		for _, r := range vh.GetRoutes() {
+			if name := r.GetRoute().GetCluster(); !clusters[name] {
+				tb.Errorf("%s: route %s forwards to cluster %q, which the bootstrap does not define", path, r.GetName(), name)
+			}
+		}
+	}
 }
 
 // routeCORS returns the per-route CORS policy of every route, by path.
