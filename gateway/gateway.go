@@ -155,6 +155,10 @@ type Config struct {
 	// included) behind the Policy's Origin check; see [WebSocketConfig].
 	// Nil: upgrades are not served.
 	WebSockets *WebSocketConfig
+	// Tracing, when not nil, makes an OpenTelemetry server span of every
+	// routed call and continues the client's trace into the backend; see
+	// [Tracing]. Nil: no spans, at no cost per call.
+	Tracing *Tracing
 }
 
 // Resolver looks up the IPv4 and IPv6 addresses of a host;
@@ -184,6 +188,7 @@ type Gateway struct {
 	bodyTimeout time.Duration
 	budget      budget      // request bytes buffered, over all calls
 	ws          *webSockets // nil: WebSockets off
+	tracer      *tracer     // nil: no spans
 
 	mu         sync.Mutex // serializes installs
 	generation int        // installs so far, under mu
@@ -223,6 +228,7 @@ type route struct {
 	table         *interceptor.Table        // the CORS rules of rule's services
 	handler       http.Handler              // rule's CORS policy around the RPC handler
 	upgrade       *interceptor.UpgradeGuard // rule's policy for WebSocket upgrades; nil: WebSockets off
+	trace         *routeTrace               // nil: tracing off
 }
 
 // ConfigError is the error [New] returns for a bad [Config] field.
@@ -266,6 +272,7 @@ func New(cfg Config) (*Gateway, error) {
 		interval: cfg.ReflectionInterval,
 		byName:   map[string]*backend{},
 		ready:    make(chan struct{}),
+		tracer:   newTracer(cfg.Tracing),
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -594,6 +601,9 @@ func (g *Gateway) addRoutes(st *state, sd protoreflect.ServiceDescriptor, r *rul
 			rt.noSideEffects = opts.GetIdempotencyLevel() == descriptorpb.MethodOptions_NO_SIDE_EFFECTS
 		}
 		rt.metrics = g.metrics.forRoute(path, b.name)
+		if g.tracer != nil {
+			rt.trace = newRouteTrace(path, r)
+		}
 		st.routes[path] = rt
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/corsgate/corsgate/internal/wire"
 )
@@ -77,6 +78,8 @@ type call struct {
 	start time.Time
 	// deadline is the client's deadline, zero without one.
 	deadline time.Time
+	// span is the call's server span, nil when tracing is off.
+	span trace.Span
 }
 
 // okStatus is the status of a successful call.
@@ -112,6 +115,9 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 	}
 	c.route = rt
 	c.start = start
+	if rt.trace != nil {
+		c.startSpan()
+	}
 	c.finish(start, rt, c.run())
 }
 
@@ -119,6 +125,7 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 // no final status can be written any more: the client sees a broken stream.
 func (c *call) abort(st *rpcStatus) {
 	c.route.metrics.observe(c.proto.name(), st.Code, time.Since(c.start))
+	c.endSpan(st)
 	panic(http.ErrAbortHandler)
 }
 
@@ -154,6 +161,9 @@ func (c *call) run() *rpcStatus {
 		Header:     make(http.Header, len(r.Header)+4),
 	}
 	copyRequestMetadata(out.Header, r.Header)
+	if c.span != nil {
+		c.injectTrace(out.Header)
+	}
 	out.Header["Te"] = teTrailers
 	if hasTimeout {
 		out.Header["Grpc-Timeout"] = []string{wire.EncodeGRPCTimeout(d)}
@@ -218,6 +228,7 @@ func (c *call) finish(start time.Time, rt *route, st *rpcStatus) {
 	if st != okStatus && st.Code != 0 && !c.wrote {
 		c.writeError(st, nil)
 	}
+	c.endSpan(st)
 	if rt != nil {
 		rt.metrics.observe(c.proto.name(), st.Code, time.Since(start))
 	} else {

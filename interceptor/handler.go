@@ -72,6 +72,9 @@ func (h *handler) route(path string) *route {
 // compile merges a table procedure with the policy's lists.
 func (p *Policy) compile(tp *tableProc) *route {
 	req := appendUnique(nil, strings.ToLower, protocolRequestHeaders...)
+	if p.traceHeaders {
+		req = appendUnique(req, strings.ToLower, traceRequestHeaders...)
+	}
 	req = appendUnique(req, strings.ToLower, tp.request...)
 	req = appendUnique(req, strings.ToLower, p.allowedHeaders...)
 	exp := appendUnique(nil, canonical, protocolExposedHeaders...)

@@ -38,6 +38,16 @@ var protocolRequestHeaders = []string{
 	"grpc-accept-encoding",
 }
 
+// traceRequestHeaders are the W3C Trace Context and Baggage headers that
+// OpenTelemetry web instrumentation adds to every fetch (whatwg/fetch#911:
+// a preflight that does not allow them fails every call). Every procedure
+// allows them unless [WithTraceHeaders] turns that off.
+var traceRequestHeaders = []string{
+	"traceparent",
+	"tracestate",
+	"baggage",
+}
+
 // protocolExposedHeaders are the response headers every procedure exposes:
 // the gRPC-Web trailers-only status and the encoding headers.
 var protocolExposedHeaders = []string{

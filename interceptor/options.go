@@ -34,6 +34,7 @@ type config struct {
 	allowedHeaders []string
 	exposedHeaders []string
 	privateNetwork bool
+	traceHeaders   bool
 	strict         bool
 	maxMessageSize int
 	logger         *slog.Logger
@@ -47,6 +48,7 @@ func defaultOptions() []Option {
 		WithMaxAge(DefaultMaxAge),
 		WithCredentials(false),
 		WithPrivateNetwork(false),
+		WithTraceHeaders(true),
 		WithStrict(false),
 		WithMaxMessageSize(DefaultMaxMessageSize),
 	}
@@ -113,6 +115,17 @@ func WithAllowedHeaders(names ...string) Option {
 // credentials. Default: none. Calling it several times adds to the list.
 func WithExposedHeaders(names ...string) Option {
 	return optionFunc(func(c *config) { c.exposedHeaders = append(c.exposedHeaders, names...) })
+}
+
+// WithTraceHeaders sets whether every procedure allows the W3C trace
+// context headers traceparent and tracestate and the W3C baggage header, as
+// request headers (Access-Control-Allow-Headers). OpenTelemetry web
+// instrumentation sends traceparent and tracestate on every fetch it
+// instruments, and a preflight that does not allow them fails every call
+// (whatwg/fetch#911). Default true; false allows them only where declared or
+// given to [WithAllowedHeaders].
+func WithTraceHeaders(allow bool) Option {
+	return optionFunc(func(c *config) { c.traceHeaders = allow })
 }
 
 // WithPrivateNetwork sets whether preflights asking for private network

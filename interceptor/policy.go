@@ -17,6 +17,7 @@ type Policy struct {
 	credentials    bool
 	strict         bool
 	privateNetwork bool
+	traceHeaders   bool // traceparent, tracestate and baggage allowed
 	maxMessageSize int
 	logger         *slog.Logger
 	observer       func(Verdict)
@@ -61,7 +62,7 @@ const (
 // could match hosts of somebody else, an empty or malformed header name, and
 // a max-age that is negative or above [MaxMaxAge]. Defaults: no origin
 // allowed, no credentials, max-age [DefaultMaxAge], no private network
-// access, not strict, messages up to [DefaultMaxMessageSize], logging to
+// access, trace context headers allowed, not strict, messages up to [DefaultMaxMessageSize], logging to
 // [slog.Default].
 func New(opts ...Option) (*Policy, error) {
 	var c config
@@ -82,6 +83,7 @@ func New(opts ...Option) (*Policy, error) {
 		credentials:    c.credentials,
 		strict:         c.strict,
 		privateNetwork: c.privateNetwork,
+		traceHeaders:   c.traceHeaders,
 		maxMessageSize: c.maxMessageSize,
 		logger:         c.logger,
 		observer:       c.observer,

@@ -23,7 +23,7 @@ const (
 // declared headers.
 const protocolACAH = "content-type, connect-protocol-version, connect-timeout-ms, grpc-timeout, x-grpc-web, " +
 	"x-user-agent, content-encoding, accept-encoding, connect-content-encoding, connect-accept-encoding, " +
-	"grpc-message-type, grpc-encoding, grpc-accept-encoding"
+	"grpc-message-type, grpc-encoding, grpc-accept-encoding, traceparent, tracestate, baggage"
 
 const protocolACEH = "Grpc-Status, Grpc-Message, Grpc-Status-Details-Bin, Content-Encoding, Connect-Content-Encoding, " +
 	"Grpc-Encoding, Accept-Encoding, Connect-Accept-Encoding, Grpc-Accept-Encoding"

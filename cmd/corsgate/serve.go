@@ -180,6 +180,7 @@ type serveServer struct {
 	srv     *http.Server
 	metrics *http.Server // nil without --metrics-listen
 	useTLS  bool
+	tracing *serveTracing // nil: tracing off
 	// stop cancels the handlers' base context: the end of the grace.
 	stop context.CancelFunc
 }
@@ -217,6 +218,9 @@ func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
 		err = cfg.singleConfig(&gwCfg, log, metrics)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if s.tracing, gwCfg.Tracing, err = newServeTracing(context.Background(), log); err != nil {
 		return nil, err
 	}
 	if s.gw, err = gateway.New(gwCfg); err != nil {
@@ -376,6 +380,9 @@ func (s *serveServer) Serve(ctx context.Context, ln, metricsLn net.Listener) err
 		}
 	}
 	_ = s.gw.Close()
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), tracingFlushTimeout)
+	defer cancelFlush()
+	s.tracing.shutdown(flushCtx, s.log)
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}

@@ -91,13 +91,17 @@ func benchClient(tb testing.TB, url string, h2 bool, opts ...connect.ClientOptio
 
 // startGateway runs a gateway allowing appOrigin in front of backend, serves
 // it over HTTP/1.1 and h2c, waits for its descriptors and returns its URL.
-func startGateway(tb testing.TB, backend string) string {
+func startGateway(tb testing.TB, backend string, tracing ...*gateway.Tracing) string {
 	tb.Helper()
-	g, err := gateway.New(gateway.Config{
+	cfg := gateway.Config{
 		Backend: backend,
 		Policy:  newPolicy(tb, interceptor.WithAllowedOrigins(appOrigin)),
 		Logger:  slog.New(slog.DiscardHandler),
-	})
+	}
+	if len(tracing) > 0 {
+		cfg.Tracing = tracing[0]
+	}
+	g, err := gateway.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -113,6 +117,7 @@ func startGateway(tb testing.TB, backend string) string {
 func BenchmarkUnary(b *testing.B) {
 	backend := testutil.StartGreetd(b, nil)
 	gw := startGateway(b, backend)
+	traced := startGateway(b, backend, benchTracing(b))
 	peer := improbableProxy(b, backend)
 	vg := vanguardProxy(b, backend)
 	name := strings.Repeat("n", 1024)
@@ -121,10 +126,14 @@ func BenchmarkUnary(b *testing.B) {
 		url  string
 		h2   bool
 		opts []connect.ClientOption
+		// traceparent sends a browser's trace context with every call.
+		traceparent bool
 	}{
 		{name: "corsgate/grpcweb/h1", url: gw, opts: []connect.ClientOption{connect.WithGRPCWeb()}},
 		{name: "improbable/grpcweb/h1", url: peer, opts: []connect.ClientOption{connect.WithGRPCWeb()}},
 		{name: "corsgate/connect/h1", url: gw},
+		{name: "corsgate/connect/h1/traceparent", url: gw, traceparent: true},
+		{name: "corsgate+traced/connect/h1", url: traced, traceparent: true},
 		{name: "vanguard/connect/h1", url: vg},
 		{name: "corsgate/grpcweb/h2c", url: gw, h2: true, opts: []connect.ClientOption{connect.WithGRPCWeb()}},
 		{name: "corsgate/grpc/h2c", url: gw, h2: true, opts: []connect.ClientOption{connect.WithGRPC()}},
@@ -139,7 +148,11 @@ func BenchmarkUnary(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := client.Greet(context.Background(), connect.NewRequest(msg)); err != nil {
+					req := connect.NewRequest(msg)
+					if bc.traceparent {
+						req.Header()["Traceparent"] = benchTraceparent
+					}
+					if _, err := client.Greet(context.Background(), req); err != nil {
 						b.Error(err)
 						return
 					}

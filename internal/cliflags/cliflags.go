@@ -19,6 +19,7 @@
 //	--allow-credentials  send Access-Control-Allow-Credentials: true (default false)
 //	--max-age            how long browsers may cache a preflight (default 2h)
 //	--private-network    answer Private Network Access preflights (default false)
+//	--trace-headers      allow traceparent, tracestate and baggage on every procedure (default true)
 //	--strict             refuse disallowed cross-origin requests with PERMISSION_DENIED (default false)
 //	--log-level          debug, info, warn or error (default info)
 //
@@ -58,6 +59,7 @@ const (
 	FlagMaxAge           = "max-age"
 	FlagPrivateNetwork   = "private-network"
 	FlagStrict           = "strict"
+	FlagTraceHeaders     = "trace-headers"
 	FlagLogLevel         = "log-level"
 )
 
@@ -86,6 +88,9 @@ type CORS struct {
 	// Strict refuses disallowed cross-origin requests with PERMISSION_DENIED
 	// before they reach the handler.
 	Strict bool
+	// TraceHeaders allows the W3C trace context and baggage headers
+	// (traceparent, tracestate, baggage) on every procedure.
+	TraceHeaders bool
 	// LogLevel is "debug", "info", "warn" or "error".
 	LogLevel string
 }
@@ -108,6 +113,8 @@ func (c *CORS) Register(fs *pflag.FlagSet) {
 		"answer Private Network Access preflights (Access-Control-Allow-Private-Network: true)")
 	fs.BoolVar(&c.Strict, FlagStrict, false,
 		"answer cross-origin requests from disallowed origins with PERMISSION_DENIED instead of passing them on")
+	fs.BoolVar(&c.TraceHeaders, FlagTraceHeaders, true,
+		"allow the trace context headers traceparent, tracestate and baggage on every procedure (OpenTelemetry web sends them on every fetch)")
 	c.LogLevel = "info"
 	fs.Var((*levelValue)(&c.LogLevel), FlagLogLevel, "log level: debug, info, warn or error")
 }
@@ -130,6 +137,7 @@ func (c *CORS) Options() []interceptor.Option {
 		interceptor.WithMaxAge(c.MaxAge),
 		interceptor.WithPrivateNetwork(c.PrivateNetwork),
 		interceptor.WithStrict(c.Strict),
+		interceptor.WithTraceHeaders(c.TraceHeaders),
 	)
 }
 

@@ -15,6 +15,7 @@ import (
 type Overrides struct {
 	AllowOrigins, AllowHeaders, ExposeHeaders []string
 	AllowCredentials, PrivateNetwork, Strict  *bool
+	TraceHeaders                              *bool
 	MaxAge                                    *time.Duration
 }
 
@@ -34,6 +35,9 @@ func (c CORS) With(o Overrides) CORS {
 	}
 	if o.PrivateNetwork != nil {
 		c.PrivateNetwork = *o.PrivateNetwork
+	}
+	if o.TraceHeaders != nil {
+		c.TraceHeaders = *o.TraceHeaders
 	}
 	if o.Strict != nil {
 		c.Strict = *o.Strict

@@ -107,6 +107,9 @@ type File struct {
 	PrivateNetwork bool `json:"private-network,omitempty"`
 	// Strict refuses disallowed cross-origin requests with PERMISSION_DENIED.
 	Strict bool `json:"strict,omitempty"`
+	// TraceHeaders allows traceparent, tracestate and baggage on every
+	// procedure; true when absent.
+	TraceHeaders bool `json:"trace-headers,omitempty"`
 	// MaxMessageSize is the largest message in bytes, 1 to [MaxMessageSize].
 	MaxMessageSize int `json:"max-message-size,omitempty"`
 	// MaxRequestBuffer bounds the request bytes buffered at once, over all

@@ -33,6 +33,7 @@ var hardInvalidValues = map[string][]string{
 	"max-age":           {`-1`, `86401`, `"25h"`, `"1500ms"`, `1.5`, `"forever"`, `true`, `99999999999999999999`},
 	"private-network":   {`"maybe"`, `0`},
 	"strict":            {`"maybe"`, `1`},
+	"trace-headers":     {`"off"`, `0`},
 	"max-message-size":  {`0`, `-1`, `1073741825`, `1.5`, `"4MiB"`, `99999999999999999999`},
 	"metrics-listen":    {`"metrics"`, `":99999"`, `""`},
 	"shutdown-grace":    {`-1`, `"2h"`, `"soon"`, `"-1s"`},

@@ -63,6 +63,7 @@ type RouteFile struct {
 	MaxAge           *Duration `json:"max-age,omitempty"`
 	Strict           *bool     `json:"strict,omitempty"`
 	PrivateNetwork   *bool     `json:"private-network,omitempty"`
+	TraceHeaders     *bool     `json:"trace-headers,omitempty"`
 }
 
 // Overrides returns the route's CORS keys.
@@ -74,6 +75,7 @@ func (r *RouteFile) Overrides() cliflags.Overrides {
 		AllowCredentials: r.AllowCredentials,
 		Strict:           r.Strict,
 		PrivateNetwork:   r.PrivateNetwork,
+		TraceHeaders:     r.TraceHeaders,
 	}
 	if r.MaxAge != nil {
 		d := time.Duration(*r.MaxAge)
@@ -164,6 +166,7 @@ func (f *File) defaultCORS() cliflags.CORS {
 		MaxAge:           cliflags.DefaultMaxAge,
 		PrivateNetwork:   f.PrivateNetwork,
 		Strict:           f.Strict,
+		TraceHeaders:     f.traceHeaders(),
 	}
 	if f.present["max-age"] {
 		c.MaxAge = time.Duration(f.MaxAge)

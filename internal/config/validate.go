@@ -132,7 +132,13 @@ func (f *File) corsOptions() []interceptor.Option {
 		interceptor.WithCredentials(f.AllowCredentials),
 		interceptor.WithPrivateNetwork(f.PrivateNetwork),
 		interceptor.WithStrict(f.Strict),
+		interceptor.WithTraceHeaders(f.traceHeaders()),
 	)
+}
+
+// traceHeaders is the trace-headers key's value, true when absent.
+func (f *File) traceHeaders() bool {
+	return !f.present["trace-headers"] || f.TraceHeaders
 }
 
 func checkListen(addr string) error {

@@ -23,6 +23,16 @@ var rootDirect = []string{
 	"github.com/prometheus/client_golang",
 	"github.com/spf13/cobra",
 	"github.com/spf13/pflag",
+	// OpenTelemetry tracing: the API (otel, trace) for the gateway's spans,
+	// the SDK and the OTLP exporters for corsgate serve, configured by the
+	// OTEL_* environment variables; the OTLP protos for the in-process
+	// receiver of the tracing test.
+	"go.opentelemetry.io/otel",
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc",
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp",
+	"go.opentelemetry.io/otel/sdk",
+	"go.opentelemetry.io/otel/trace",
+	"go.opentelemetry.io/proto/otlp",
 	"go.uber.org/goleak",
 	"golang.org/x/net",
 	"google.golang.org/genproto/googleapis/rpc",
