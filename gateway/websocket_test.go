@@ -257,8 +257,11 @@ func TestWebSocketCancelByClose(t *testing.T) {
 // a client that never reads (so never answers) is cut.
 func TestWebSocketPing(t *testing.T) {
 	t.Parallel()
-	g, url := startWSGateway(t, startBackend(t, nil), gateway.WebSocketConfig{PingInterval: 50 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	// The interval is also the time a client has to answer: long enough for
+	// a client goroutine to be scheduled on a loaded machine under -race.
+	const interval = 250 * time.Millisecond
+	g, url := startWSGateway(t, startBackend(t, nil), gateway.WebSocketConfig{PingInterval: interval})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 
 	alive, _, err := dialWS(t, ctx, url, greetPath+"Chat", testOrigin, nil)
@@ -274,7 +277,7 @@ func TestWebSocketPing(t *testing.T) {
 	}
 	_ = dead // never read: pings go unanswered
 	waitFor(t, "the silent client to be cut", func() bool { return g.WebSocketStreams() == 1 })
-	time.Sleep(300 * time.Millisecond) // six ping intervals
+	time.Sleep(6 * interval)
 	if g.WebSocketStreams() != 1 {
 		t.Fatalf("%d streams open, want the answering one", g.WebSocketStreams())
 	}
