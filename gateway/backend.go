@@ -178,7 +178,14 @@ func (g *Gateway) newBackend(b Backend, field string) (*backend, error) {
 	if useTLS && tlsConf == nil {
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	client, err := g.newBackendClient(b, authority, tlsConf)
+	dial := func() (backendClient, error) { return g.newBackendClient(b, authority, tlsConf) }
+	var client backendClient
+	var err error
+	if g.clients != nil {
+		client, err = g.clients.acquire(b, b.TLS, dial)
+	} else {
+		client, err = dial()
+	}
 	if err != nil {
 		return nil, &ConfigError{Field: field, Err: err}
 	}

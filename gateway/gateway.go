@@ -159,6 +159,11 @@ type Config struct {
 	// routed call and continues the client's trace into the backend; see
 	// [Tracing]. Nil: no spans, at no cost per call.
 	Tracing *Tracing
+	// Clients, when not nil, is where the backends' clients come from and
+	// go back to: gateways built with the same Clients share the client
+	// (and the connections) of every backend configured alike. See
+	// [Clients]. Nil: the gateway dials its own.
+	Clients *Clients
 }
 
 // Resolver looks up the IPv4 and IPv6 addresses of a host;
@@ -189,6 +194,8 @@ type Gateway struct {
 	budget      budget      // request bytes buffered, over all calls
 	ws          *webSockets // nil: WebSockets off
 	tracer      *tracer     // nil: no spans
+	clients     *Clients    // nil: the backends' clients are the gateway's own
+	closeOnce   sync.Once
 
 	mu         sync.Mutex // serializes installs
 	generation int        // installs so far, under mu
@@ -273,6 +280,7 @@ func New(cfg Config) (*Gateway, error) {
 		byName:   map[string]*backend{},
 		ready:    make(chan struct{}),
 		tracer:   newTracer(cfg.Tracing),
+		clients:  cfg.Clients,
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -382,6 +390,10 @@ func (g *Gateway) newBackends(cfg Config) error {
 
 func (g *Gateway) closeClients() {
 	for _, b := range g.backends {
+		if g.clients != nil {
+			g.clients.release(b.client)
+			continue
+		}
 		_ = b.client.Close()
 	}
 }
@@ -424,6 +436,11 @@ var connectionClose = []string{"close"}
 // Ready waits until the gateway has descriptors of every backend to route
 // by, or ctx is done. With descriptors from files it returns nil at once.
 func (g *Gateway) Ready(ctx context.Context) error {
+	select {
+	case <-g.ready: // first: with a done ctx, select would pick either
+		return nil
+	default:
+	}
 	select {
 	case <-g.ready:
 		return nil
@@ -502,13 +519,21 @@ func (g *Gateway) Resolve(procedure string) (Resolution, bool) {
 // connections. Calls in flight are not interrupted; stop the http.Server
 // first. WebSocket streams, which http.Server.Shutdown does not wait for
 // (their connections are hijacked), are canceled: each ends with CANCELED
-// in its trailer frame.
+// in its trailer frame. With [Config.Clients], the gateway's hold on its
+// backends' clients ends: those no other gateway holds are closed. Calls
+// after the first are no-ops.
 func (g *Gateway) Close() error {
-	g.cancel()
-	g.running.Wait()
-	for _, b := range g.backends {
-		b.client.CloseIdleConnections()
-	}
+	g.closeOnce.Do(func() {
+		g.cancel()
+		g.running.Wait()
+		for _, b := range g.backends {
+			if g.clients != nil {
+				g.clients.release(b.client)
+				continue
+			}
+			b.client.CloseIdleConnections()
+		}
+	})
 	return nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +73,11 @@ type serveConfig struct {
 	// file is the config file, nil without; its backends and routes make
 	// a routed gateway.
 	file *config.File
+	// cmdLine are the flags given on the command line, which a reload
+	// applies again over the file.
+	cmdLine cmdLine
+	// watch reloads on changes of the config and TLS files.
+	watch bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -110,38 +117,45 @@ present one to the backend (mutual TLS).`,
     --tls-cert cert.pem --tls-key key.pem --listen :8443 --metrics-listen 127.0.0.1:9100`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.cmdLine = commandLine(cmd.Flags())
 			if err := cfg.applyConfigFile(cmd.Flags()); err != nil {
 				return err
 			}
-			log, err := cliflags.NewLogger(cfg.cors.LogLevel, cmd.ErrOrStderr())
-			if err != nil {
+			level := new(slog.LevelVar)
+			if err := cliflags.SetLevel(level, cfg.cors.LogLevel); err != nil {
 				return err
 			}
-			return runServe(cmd.Context(), &cfg, log, cmd.OutOrStdout())
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			return runServe(cmd.Context(), &cfg, log, level, cmd.OutOrStdout())
 		},
 	}
-	fs := cmd.Flags()
-	fs.StringVar(&cfg.listen, "listen", defaultServeListen, "address to serve on (host:port)")
-	fs.StringVar(&cfg.backend, "backend", "", `gRPC backend: "host:port" or "http://host:port" (h2c), "https://host:port" (TLS); required`)
-	fs.BoolVar(&cfg.backendTLS, "backend-tls", false, "use TLS to the backend even for host:port")
-	fs.StringVar(&cfg.backendCA, "backend-ca", "", "PEM file of CAs that verify the backend (implies TLS); default: the system's")
-	fs.StringVar(&cfg.backendServerName, "backend-server-name", "", "name to verify in the backend's certificate (implies TLS); default: the backend's host")
-	fs.BoolVar(&cfg.backendInsecure, flagBackendInsecure, false, "use TLS to the backend WITHOUT verifying its certificate (implies TLS; test setups only; logs a warning)")
-	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate to serve TLS with (with --tls-key)")
-	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
-	fs.StringVar(&cfg.descriptors, "descriptors", "", "buf image or binary FileDescriptorSet of the backend's services; default: server reflection")
-	fs.StringVar(&cfg.configPath, "config", "", "YAML config file; keys are these flags' names, flags given here win")
-	fs.IntVar(&cfg.maxMessageSize, "max-message-size", gateway.DefaultMaxMessageSize, "largest message in bytes, either direction; larger ones fail with RESOURCE_EXHAUSTED")
-	fs.Int64Var(&cfg.maxRequestBuffer, "max-request-buffer", gateway.DefaultMaxRequestBuffer, "most request bytes buffered at once over all calls; past it calls fail with RESOURCE_EXHAUSTED (at least --max-message-size + 5)")
-	fs.StringVar(&cfg.metricsListen, "metrics-listen", "", "address to serve Prometheus /metrics on (host:port); default: none")
-	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", defaultShutdownGrace, "at shutdown, how long calls in flight may take before they are canceled")
-	fs.StringVar(&cfg.backendCert, "backend-cert", "", "PEM client certificate to present to the backend, mutual TLS (with --backend-key; implies TLS)")
-	fs.StringVar(&cfg.backendKey, "backend-key", "", "PEM private key of --backend-cert")
-	fs.StringVar(&cfg.clientCA, "client-ca", "", "PEM file of CAs that verify client certificates on --listen (needs --tls-cert)")
-	fs.StringVar(&cfg.clientAuth, "client-auth", "", "with --client-ca: require (the default) or verify-if-given")
-	cfg.websockets.register(fs)
-	cfg.cors.Register(fs)
+	cfg.register(cmd.Flags())
 	return cmd
+}
+
+// register defines corsgate serve's flags on fs, bound to c.
+func (c *serveConfig) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.listen, "listen", defaultServeListen, "address to serve on (host:port)")
+	fs.StringVar(&c.backend, "backend", "", `gRPC backend: "host:port" or "http://host:port" (h2c), "https://host:port" (TLS); required`)
+	fs.BoolVar(&c.backendTLS, "backend-tls", false, "use TLS to the backend even for host:port")
+	fs.StringVar(&c.backendCA, "backend-ca", "", "PEM file of CAs that verify the backend (implies TLS); default: the system's")
+	fs.StringVar(&c.backendServerName, "backend-server-name", "", "name to verify in the backend's certificate (implies TLS); default: the backend's host")
+	fs.BoolVar(&c.backendInsecure, flagBackendInsecure, false, "use TLS to the backend WITHOUT verifying its certificate (implies TLS; test setups only; logs a warning)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate to serve TLS with (with --tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.descriptors, "descriptors", "", "buf image or binary FileDescriptorSet of the backend's services; default: server reflection")
+	fs.StringVar(&c.configPath, "config", "", "YAML config file; keys are these flags' names, flags given here win; reloaded on SIGHUP and, with --watch, when it changes")
+	fs.BoolVar(&c.watch, "watch", true, "reload when --config or the TLS certificate, key or client CA files change (SIGHUP reloads either way)")
+	fs.IntVar(&c.maxMessageSize, "max-message-size", gateway.DefaultMaxMessageSize, "largest message in bytes, either direction; larger ones fail with RESOURCE_EXHAUSTED")
+	fs.Int64Var(&c.maxRequestBuffer, "max-request-buffer", gateway.DefaultMaxRequestBuffer, "most request bytes buffered at once over all calls; past it calls fail with RESOURCE_EXHAUSTED (at least --max-message-size + 5)")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "", "address to serve Prometheus /metrics on (host:port); default: none")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", defaultShutdownGrace, "at shutdown, how long calls in flight may take before they are canceled")
+	fs.StringVar(&c.backendCert, "backend-cert", "", "PEM client certificate to present to the backend, mutual TLS (with --backend-key; implies TLS)")
+	fs.StringVar(&c.backendKey, "backend-key", "", "PEM private key of --backend-cert")
+	fs.StringVar(&c.clientCA, "client-ca", "", "PEM file of CAs that verify client certificates on --listen (needs --tls-cert)")
+	fs.StringVar(&c.clientAuth, "client-auth", "", "with --client-ca: require (the default) or verify-if-given")
+	c.websockets.register(fs)
+	c.cors.Register(fs)
 }
 
 // applyConfigFile loads --config, if given, into the flags not given on the
@@ -172,68 +186,75 @@ func (c *serveConfig) applyConfigFile(fs *pflag.FlagSet) error {
 }
 
 // serveServer is a configured gateway with its HTTP servers, not yet
-// listening.
+// listening. Its handler serves the gateway of the config in force, which
+// a reload (see serve_reload.go) swaps.
 type serveServer struct {
-	cfg     *serveConfig
 	log     *slog.Logger
-	gw      *gateway.Gateway
+	level   *slog.LevelVar // the log level, set again by reloads
+	handler *swapHandler
 	srv     *http.Server
 	metrics *http.Server // nil without --metrics-listen
 	useTLS  bool
 	tracing *serveTracing // nil: tracing off
+	// gwTracing is what every generation's gateway traces with: the
+	// OTEL_* environment is read once, at start.
+	gwTracing *gateway.Tracing
 	// stop cancels the handlers' base context: the end of the grace.
 	stop context.CancelFunc
+
+	// gwMetrics are the gateway metrics every generation shares, nil
+	// without --metrics-listen; reloads counts reloads by result.
+	gwMetrics *gateway.Metrics
+	reloads   *prometheus.CounterVec
+	// clients are the backend clients that generations share.
+	clients *gateway.Clients
+	// tlsConf is the listener's TLS config in force, nil without TLS.
+	tlsConf atomic.Pointer[tls.Config]
+
+	mu  sync.Mutex   // serializes reloads
+	cfg *serveConfig // the config in force, under mu
 }
 
 // newServeServer validates cfg and builds the gateway and its servers. Every
-// refused value is a [cliflags.UsageError] naming its flag.
-func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
+// refused value is a [cliflags.UsageError] naming its flag. level is the
+// level of log that reloads set, nil to leave it.
+func newServeServer(cfg *serveConfig, log *slog.Logger, level *slog.LevelVar) (*serveServer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &serveServer{cfg: cfg, log: log, useTLS: cfg.tlsCert != ""}
-	var metrics *gateway.Metrics
-	var err error
+	s := &serveServer{cfg: cfg, log: log, level: level, useTLS: cfg.tlsCert != "", clients: gateway.NewClients()}
 	if cfg.metricsListen != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		if metrics, err = gateway.NewMetrics(reg); err != nil {
+		var err error
+		if s.gwMetrics, err = gateway.NewMetrics(reg); err != nil {
+			return nil, err
+		}
+		if s.reloads, err = newReloadMetric(reg); err != nil {
 			return nil, err
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: serveReadHeaderTimeout}
 	}
-	gwCfg := gateway.Config{
-		Services:         cfg.services,
-		MaxMessageSize:   cfg.maxMessageSize,
-		MaxRequestBuffer: cfg.maxRequestBuffer,
-		Logger:           log,
-		Metrics:          metrics,
-		WebSockets:       cfg.websockets.config(),
+	var tc *tls.Config
+	if s.useTLS {
+		var err error
+		if tc, err = cfg.listenerTLS(); err != nil {
+			return nil, err
+		}
+		s.tlsConf.Store(tc)
 	}
-	if cfg.file != nil {
-		err = cfg.routedConfig(&gwCfg, log, metrics)
-	} else {
-		err = cfg.singleConfig(&gwCfg, log, metrics)
+	var err error
+	if s.tracing, s.gwTracing, err = newServeTracing(context.Background(), log); err != nil {
+		return nil, err
 	}
+	gw, err := cfg.newGateway(log, s.gwMetrics, s.clients, s.gwTracing)
 	if err != nil {
+		s.tracing.shutdown(context.Background(), log)
 		return nil, err
 	}
-	if s.tracing, gwCfg.Tracing, err = newServeTracing(context.Background(), log); err != nil {
-		return nil, err
-	}
-	if s.gw, err = gateway.New(gwCfg); err != nil {
-		var re *gateway.RoutingError
-		if errors.As(err, &re) {
-			return nil, cliflags.Usagef("%s: %w", re.Key, re.Err)
-		}
-		var ce *gateway.ConfigError
-		if errors.As(err, &ce) {
-			return nil, cliflags.Usagef("%s: %w", configKey(ce.Field), ce.Err)
-		}
-		return nil, err
-	}
+	s.handler = newSwapHandler(gw)
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	if s.useTLS {
@@ -244,7 +265,7 @@ func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
 	baseCtx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	s.srv = &http.Server{
-		Handler:           s.gw,
+		Handler:           s.handler,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: serveReadHeaderTimeout,
 		MaxHeaderBytes:    serveMaxHeaderBytes,
@@ -254,26 +275,84 @@ func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
 		BaseContext: func(net.Listener) context.Context { return baseCtx },
 	}
 	if s.useTLS {
-		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
-		if err != nil {
-			_ = s.gw.Close()
-			return nil, cliflags.Usagef("--tls-cert/--tls-key: %w", err)
-		}
-		s.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-		if cfg.clientCA != "" {
-			pool, err := loadCAs("--client-ca", cfg.clientCA)
-			if err != nil {
-				_ = s.gw.Close()
-				return nil, err
-			}
-			s.srv.TLSConfig.ClientCAs = pool
-			s.srv.TLSConfig.ClientAuth = tls.RequireAndVerifyClientCert
-			if cfg.clientAuth == "verify-if-given" {
-				s.srv.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven
-			}
+		// Each handshake takes the config in force: a reload (or a
+		// rotation of the certificate files) reaches new connections
+		// without a restart.
+		s.srv.TLSConfig = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				return s.tlsConf.Load(), nil
+			},
 		}
 	}
 	return s, nil
+}
+
+// gateway returns the gateway in force.
+func (s *serveServer) gateway() *gateway.Gateway { return s.handler.current().gw }
+
+// newGateway builds the gateway of c, its backends' clients taken from
+// clients.
+func (c *serveConfig) newGateway(log *slog.Logger, metrics *gateway.Metrics, clients *gateway.Clients, tracing *gateway.Tracing) (*gateway.Gateway, error) {
+	gwCfg := gateway.Config{
+		Services:         c.services,
+		MaxMessageSize:   c.maxMessageSize,
+		MaxRequestBuffer: c.maxRequestBuffer,
+		Logger:           log,
+		Metrics:          metrics,
+		WebSockets:       c.websockets.config(),
+		Clients:          clients,
+		Tracing:          tracing,
+	}
+	var err error
+	if c.file != nil {
+		err = c.routedConfig(&gwCfg, log, metrics)
+	} else {
+		err = c.singleConfig(&gwCfg, log, metrics)
+	}
+	if err != nil {
+		return nil, err
+	}
+	gw, err := gateway.New(gwCfg)
+	if err != nil {
+		var re *gateway.RoutingError
+		if errors.As(err, &re) {
+			return nil, cliflags.Usagef("%s: %w", re.Key, re.Err)
+		}
+		var ce *gateway.ConfigError
+		if errors.As(err, &ce) {
+			return nil, cliflags.Usagef("%s: %w", configKey(ce.Field), ce.Err)
+		}
+		return nil, err
+	}
+	return gw, nil
+}
+
+// listenerTLS reads the listener's certificate, key and client CAs: the
+// config each TLS handshake on --listen uses.
+func (c *serveConfig) listenerTLS() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, cliflags.Usagef("--tls-cert/--tls-key: %w", err)
+	}
+	tc := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		// The config replaces the server's, ALPN included.
+		NextProtos: []string{"h2", "http/1.1"},
+	}
+	if c.clientCA != "" {
+		pool, err := loadCAs("--client-ca", c.clientCA)
+		if err != nil {
+			return nil, err
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		if c.clientAuth == "verify-if-given" {
+			tc.ClientAuth = tls.VerifyClientCertIfGiven
+		}
+	}
+	return tc, nil
 }
 
 // configKey names the flag or config key behind a gateway.Config field.
@@ -338,11 +417,16 @@ func (c *serveConfig) validate() error {
 }
 
 // Serve serves on ln (and the metrics on metricsLn, when not nil) until ctx
-// is done, then shuts down: it stops accepting, lets calls in flight finish
-// for the shutdown grace, cancels the rest, and closes the gateway. It
-// returns nil after a shutdown caused by ctx.
+// is done, reloading the config on SIGHUP and when --config or the TLS
+// files change (see [serveServer.reload]), then shuts down: it stops
+// accepting, lets calls in flight finish for the shutdown grace, cancels
+// the rest, and closes the gateways. It returns nil after a shutdown caused
+// by ctx.
 func (s *serveServer) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	defer s.stop()
+	// Before the first request is served: a SIGHUP from then on reloads.
+	hup, stopHUP := notifyReloads()
+	defer stopHUP()
 	errc := make(chan error, 2)
 	go func() {
 		var err error
@@ -356,13 +440,22 @@ func (s *serveServer) Serve(ctx context.Context, ln, metricsLn net.Listener) err
 	if s.metrics != nil && metricsLn != nil {
 		go func() { errc <- s.metrics.Serve(metricsLn) }()
 	}
+	reloadCtx, stopReloads := context.WithCancel(ctx)
+	reloading := make(chan struct{})
+	go func() {
+		defer close(reloading)
+		s.watchReloads(reloadCtx, hup)
+	}()
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
-	s.log.Info("corsgate serve: shutting down", "grace", s.cfg.shutdownGrace)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownGrace)
+	stopReloads()
+	<-reloading
+	grace := s.config().shutdownGrace
+	s.log.Info("corsgate serve: shutting down", "grace", grace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if s.metrics != nil {
 		_ = s.metrics.Shutdown(shutdownCtx)
@@ -379,7 +472,7 @@ func (s *serveServer) Serve(ctx context.Context, ln, metricsLn net.Listener) err
 			_ = s.srv.Close()
 		}
 	}
-	_ = s.gw.Close()
+	s.handler.closeAll()
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), tracingFlushTimeout)
 	defer cancelFlush()
 	s.tracing.shutdown(flushCtx, s.log)
@@ -389,23 +482,30 @@ func (s *serveServer) Serve(ctx context.Context, ln, metricsLn net.Listener) err
 	return nil
 }
 
+// config returns the config in force.
+func (s *serveServer) config() *serveConfig {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
 // runServe builds the server, listens, prints the gateway's URL and serves
-// until ctx is done.
-func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger, stdout io.Writer) error {
-	s, err := newServeServer(cfg, log)
+// until ctx is done. level is log's level, which reloads set.
+func runServe(ctx context.Context, cfg *serveConfig, log *slog.Logger, level *slog.LevelVar, stdout io.Writer) error {
+	s, err := newServeServer(cfg, log, level)
 	if err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
-		_ = s.gw.Close()
+		s.handler.closeAll()
 		return fmt.Errorf("--listen: %w", err)
 	}
 	var metricsLn net.Listener
 	if cfg.metricsListen != "" {
 		if metricsLn, err = net.Listen("tcp", cfg.metricsListen); err != nil {
 			_ = ln.Close()
-			_ = s.gw.Close()
+			s.handler.closeAll()
 			return fmt.Errorf("--metrics-listen: %w", err)
 		}
 	}

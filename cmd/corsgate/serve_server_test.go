@@ -52,11 +52,11 @@ func TestServeServerSettings(t *testing.T) {
 	cert := testutil.NewCert(t)
 	cfg := hardServeConfig("127.0.0.1:1")
 	cfg.tlsCert, cfg.tlsKey = cert.CertFile, cert.KeyFile
-	s, err := newServeServer(cfg, slog.New(slog.DiscardHandler))
+	s, err := newServeServer(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.gw.Close() })
+	t.Cleanup(s.handler.closeAll)
 	srv := s.srv
 	switch {
 	case srv.ReadHeaderTimeout <= 0 || srv.ReadHeaderTimeout > 30*time.Second:

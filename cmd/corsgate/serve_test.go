@@ -67,6 +67,21 @@ type runningServe struct {
 // and a healthy /healthz.
 func startServe(t *testing.T, args ...string) *runningServe {
 	t.Helper()
+	return startServeProbing(t, http.DefaultClient, args...)
+}
+
+// startServeTLS is startServe for a gateway serving TLS with a certificate
+// that cert's pool trusts.
+func startServeTLS(t *testing.T, cert testutil.Cert, args ...string) *runningServe {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cert.Pool}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return startServeProbing(t, &http.Client{Transport: tr}, args...)
+}
+
+// startServeProbing is startServe probing /healthz with probe.
+func startServeProbing(t *testing.T, probe *http.Client, args ...string) *runningServe {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	rs := &runningServe{stderr: &testutil.SyncBuffer{}, cancel: cancel, done: make(chan int, 1)}
@@ -111,7 +126,7 @@ func startServe(t *testing.T, args ...string) *runningServe {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		res, err := http.Get(rs.url + "/healthz")
+		res, err := probe.Get(rs.url + "/healthz")
 		if err == nil {
 			_ = res.Body.Close()
 			if res.StatusCode == http.StatusOK {

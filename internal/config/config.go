@@ -131,6 +131,9 @@ type File struct {
 	WebSocketAllowMissingOrigin bool `json:"websocket-allow-missing-origin,omitempty"`
 	// LogLevel is "debug", "info", "warn" or "error".
 	LogLevel string `json:"log-level,omitempty"`
+	// Watch reloads the config when this file or the TLS files change;
+	// true when absent. SIGHUP reloads either way.
+	Watch bool `json:"watch,omitempty"`
 	// BackendCert and BackendKey are the PEM client certificate and key the
 	// gateway presents to the backend (mutual TLS); both or neither.
 	BackendCert string `json:"backend-cert,omitempty"`

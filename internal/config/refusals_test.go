@@ -38,6 +38,7 @@ var hardInvalidValues = map[string][]string{
 	"metrics-listen":    {`"metrics"`, `":99999"`, `""`},
 	"shutdown-grace":    {`-1`, `"2h"`, `"soon"`, `"-1s"`},
 	"log-level":         {`"loud"`, `""`, `3`},
+	"watch":             {`"maybe"`, `1`},
 	"backend-cert":      {`""`, `"c\0"`},
 	"backend-key":       {`""`, `"k\0"`},
 	"client-ca":         {`""`, `"a\0b"`, `[ca.pem]`},

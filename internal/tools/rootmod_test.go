@@ -19,7 +19,8 @@ var rootDirect = []string{
 	"connectrpc.com/connect",
 	"connectrpc.com/grpchealth",
 	"connectrpc.com/grpcreflect",
-	"github.com/coder/websocket", // the gateway's WebSocket transport (improbable-eng/grpc-web's); no dependencies of its own
+	"github.com/coder/websocket",   // the gateway's WebSocket transport (improbable-eng/grpc-web's); no dependencies of its own
+	"github.com/fsnotify/fsnotify", // corsgate serve's reload on changes of --config and the TLS files; needs only x/sys
 	"github.com/prometheus/client_golang",
 	"github.com/spf13/cobra",
 	"github.com/spf13/pflag",
