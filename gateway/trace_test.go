@@ -2,9 +2,11 @@ package gateway_test
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,5 +231,36 @@ func TestTracingWebSocket(t *testing.T) {
 				t.Errorf("backend's traceparent %q, want the gateway span's %q", backendTP, wantTP)
 			}
 		})
+	}
+}
+
+// TestTracingSpanInContext: a span already in the request's context (an
+// otelhttp middleware in front of the gateway, say) is the parent of the
+// gateway's, not the browser's traceparent.
+func TestTracingSpanInContext(t *testing.T) {
+	t.Parallel()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	g, err := gateway.New(gateway.Config{Backend: startBackend(t, nil), Tracing: &gateway.Tracing{TracerProvider: tp}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	waitReady(t, g)
+	var outer atomic.Pointer[trace.SpanContext]
+	base := serveHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, span := tp.Tracer("outer").Start(r.Context(), "outer")
+		defer span.End()
+		sc := span.SpanContext()
+		outer.Store(&sc)
+		g.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	postGreet(t, base)
+	spans := spansOf(t, exp, outer.Load().TraceID().String(), 2)
+	for _, s := range spans {
+		if s.Name == "greet.v1.GreetService/Greet" && s.Parent.SpanID() != outer.Load().SpanID() {
+			t.Errorf("the gateway's span has parent %s, want the context's span %s", s.Parent.SpanID(), outer.Load().SpanID())
+		}
 	}
 }
