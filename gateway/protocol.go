@@ -80,6 +80,9 @@ type call struct {
 	deadline time.Time
 	// span is the call's server span, nil when tracing is off.
 	span trace.Span
+	// ws is the writer of a call carried by a WebSocket stream, nil for
+	// HTTP.
+	ws *wsResponse
 }
 
 // okStatus is the status of a successful call.
@@ -94,6 +97,7 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &call{g: g, st: st, w: w, r: r, ctx: r.Context(), proto: p, class: class, codec: codec}
+	c.ws, _ = w.(*wsResponse)
 	if g.budget.limit > 0 {
 		c.share.b = &g.budget
 	}

@@ -6,9 +6,11 @@ import (
 	"connectrpc.com/connect"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/rpctrace"
 )
 
 // tracerName is the instrumentation scope of the gateway's spans.
@@ -24,13 +26,20 @@ const (
 	AttrRoute = attribute.Key("corsgate.route")
 	// AttrBackend is the [Backend.Name] the call went to.
 	AttrBackend = attribute.Key("corsgate.backend")
-	// AttrCORSOrigin is the request's Origin, absent without one.
-	AttrCORSOrigin = attribute.Key("corsgate.cors.origin")
+	// AttrCORSOrigin is the request's Origin, absent without one; the
+	// upgrade request's for a WebSocket stream.
+	AttrCORSOrigin = interceptor.AttrCORSOrigin
 	// AttrCORSAllowed tells whether the CORS policy gave the request's
-	// Origin the headers that let its browser read the response; absent
+	// Origin the headers that let its browser read the response (for a
+	// WebSocket stream: whether the upgrade guard let it open); absent
 	// without an Origin. Requests the policy refuses before the call
-	// (strict mode, browser-barred procedures, preflights) get no span.
-	AttrCORSAllowed = attribute.Key("corsgate.cors.allowed")
+	// (strict mode, browser-barred procedures, preflights, refused
+	// upgrades) get no span.
+	AttrCORSAllowed = interceptor.AttrCORSAllowed
+	// AttrWebSocket is true on the span of a call carried by a WebSocket
+	// stream (improbable-eng/grpc-web's transport); its protocol is
+	// grpc_web.
+	AttrWebSocket = attribute.Key("corsgate.websocket")
 )
 
 // Tracing configures the gateway's OpenTelemetry spans: one server span per
@@ -40,9 +49,14 @@ const (
 // rpc.grpc.status_code, rpc.grpc_web.status_code or, on errors,
 // rpc.connect_rpc.error_code), and [AttrProtocol], [AttrRoute],
 // [AttrBackend], [AttrCORSOrigin] and [AttrCORSAllowed]. The span's parent
-// is extracted from the client's request (W3C traceparent, tracestate and
-// baggage by default) and the span is injected into the backend call, so
-// the browser's trace continues through the gateway into the service.
+// is the span already in the request's context (an otelhttp middleware in
+// front, or an [interceptor.WithTracing] policy), else the trace context
+// extracted from the client's request (W3C traceparent, tracestate and
+// baggage by default); the span is injected into the backend call, so the
+// browser's trace continues through the gateway into the service. A
+// call carried by a WebSocket stream gets the same span, with
+// [AttrWebSocket]; its trace context comes from the stream's header
+// message.
 type Tracing struct {
 	// TracerProvider makes the spans. Nil means otel.GetTracerProvider()
 	// at the time of [New].
@@ -72,7 +86,7 @@ func newTracer(cfg *Tracing) *tracer {
 		tp = otel.GetTracerProvider()
 	}
 	if prop == nil {
-		prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+		prop = rpctrace.DefaultPropagator()
 	}
 	return &tracer{t: tp.Tracer(tracerName), prop: prop}
 }
@@ -94,32 +108,34 @@ func newRouteTrace(path string, r *rule) *routeTrace {
 	}}
 }
 
-// rpcSystem is the rpc.system of a protocol label, as otelconnect names it.
-func rpcSystem(protocol string) string {
-	switch protocol {
-	case "grpc_web", "grpc_web_text":
-		return "grpc_web"
-	case "connect":
-		return "connect_rpc"
-	}
-	return "grpc"
-}
-
-// startSpan starts the call's server span, a child of the client's trace
-// context, and makes c.ctx carry it. The CORS policy ran already: an
+// startSpan starts the call's server span, a child of the span already in
+// the request's context (an otelhttp middleware in front, say), else of the
+// client's trace context, and makes c.ctx carry it. The CORS policy ran already: an
 // allowed Origin has its Access-Control-Allow-Origin set.
 func (c *call) startSpan() {
 	tr := c.g.tracer
 	rt := c.route.trace
-	ctx := tr.prop.Extract(c.ctx, propagation.HeaderCarrier(c.r.Header))
+	ctx := c.ctx
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = tr.prop.Extract(ctx, propagation.HeaderCarrier(c.r.Header))
+	}
 	protocol := c.proto.name()
-	attrs := make([]attribute.KeyValue, 0, len(rt.attrs)+4)
-	attrs = append(attrs, attribute.String("rpc.system", rpcSystem(protocol)))
+	attrs := make([]attribute.KeyValue, 0, len(rt.attrs)+5)
+	attrs = append(attrs, attribute.String("rpc.system", rpctrace.System(c.class.Protocol)))
 	attrs = append(attrs, rt.attrs...)
 	attrs = append(attrs, AttrProtocol.String(protocol))
-	if origin := c.r.Header["Origin"]; len(origin) > 0 {
-		_, allowed := c.w.Header()["Access-Control-Allow-Origin"]
-		attrs = append(attrs, AttrCORSOrigin.String(origin[0]), AttrCORSAllowed.Bool(allowed))
+	switch {
+	case c.ws != nil:
+		// The upgrade guard decided; the stream's writer sets no CORS header.
+		attrs = append(attrs, AttrWebSocket.Bool(true))
+		if v := c.ws.verdict; v.Origin != "" {
+			attrs = append(attrs, AttrCORSOrigin.String(v.Origin), AttrCORSAllowed.Bool(v.Allowed))
+		}
+	default:
+		if origin := c.r.Header["Origin"]; len(origin) > 0 {
+			_, allowed := c.w.Header()["Access-Control-Allow-Origin"]
+			attrs = append(attrs, AttrCORSOrigin.String(origin[0]), AttrCORSAllowed.Bool(allowed))
+		}
 	}
 	c.ctx, c.span = tr.t.Start(ctx, rt.name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 }
@@ -130,32 +146,18 @@ func (c *call) injectTrace(h map[string][]string) {
 	c.g.tracer.prop.Inject(c.ctx, propagation.HeaderCarrier(h))
 }
 
-// endSpan records the call's final status and ends its span. The span
-// status is Error for the codes that say the server failed (as the gRPC
-// semantic conventions have it for servers); a client's mistake is not an
-// error of the gateway's.
+// endSpan records the call's final status and ends its span (see
+// [rpctrace.End]: the span status is Error only for the codes that say the
+// server failed).
 func (c *call) endSpan(st *rpcStatus) {
 	span := c.span
 	if span == nil {
 		return
 	}
 	c.span = nil
-	code := connect.Code(0)
+	code, msg := connect.Code(0), ""
 	if st != nil && st != okStatus {
-		code = st.Code
+		code, msg = st.Code, st.Message
 	}
-	switch system := rpcSystem(c.proto.name()); system {
-	case "connect_rpc":
-		if code != 0 {
-			span.SetAttributes(attribute.String("rpc.connect_rpc.error_code", code.String()))
-		}
-	default:
-		span.SetAttributes(attribute.Int64("rpc."+system+".status_code", int64(code)))
-	}
-	switch code {
-	case connect.CodeUnknown, connect.CodeDeadlineExceeded, connect.CodeUnimplemented, connect.CodeInternal,
-		connect.CodeUnavailable, connect.CodeDataLoss:
-		span.SetStatus(codes.Error, st.Message)
-	}
-	span.End()
+	rpctrace.End(span, rpctrace.System(c.class.Protocol), code, msg)
 }

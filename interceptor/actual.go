@@ -50,7 +50,7 @@ func (h *handler) actual(w http.ResponseWriter, r *http.Request) {
 	if !hasOrigin {
 		// Same-origin or not from a browser: no CORS headers, but the
 		// handler's own are still dropped.
-		h.serve(w, r, fresh, vary, nil, nil, nil)
+		h.serve(w, r, fresh, vary, nil, nil, nil, rt, ReasonOK)
 		return
 	}
 	acao := h.checkOrigin(origin)
@@ -91,12 +91,16 @@ func (h *handler) actual(w http.ResponseWriter, r *http.Request) {
 				reason, msg = ReasonBarred, "corsgate: cross-origin call to a browser-barred procedure refused"
 			}
 			h.p.logRefusal(r.Context(), msg, reason, o, r.URL.Path, r.Method)
-			wire.WriteError(w, wire.Classify(r), strictStatuses[reason], nil)
+			class := wire.Classify(r)
+			if h.p.tracer != nil {
+				h.p.tracer.traceRefusal(r, class, rt, reason, strictStatuses[reason])
+			}
+			wire.WriteError(w, class, strictStatuses[reason], nil)
 			return
 		}
 	}
 	if reason != ReasonOK {
-		h.serve(w, r, fresh, vary, nil, nil, nil)
+		h.serve(w, r, fresh, vary, nil, nil, nil, rt, reason)
 		return
 	}
 	hdr[hACAO] = acao
@@ -106,18 +110,24 @@ func (h *handler) actual(w http.ResponseWriter, r *http.Request) {
 		hdr[hACAC] = acac
 	}
 	hdr[hACEH] = rt.aceh
-	h.serve(w, r, fresh, vary, acao, acac, rt.aceh)
+	h.serve(w, r, fresh, vary, acao, acac, rt.aceh, rt, ReasonOK)
 }
 
 // serve runs next with a writer that keeps the policy's CORS headers (acao
 // nil: none) whatever next sets. fresh says that the header map held
 // nothing before the policy set vary (the Vary value it stored) and the
 // others, which lets the writer check cheaply that next changed nothing.
-func (h *handler) serve(w http.ResponseWriter, r *http.Request, fresh bool, vary, acao, acac, aceh []string) {
+// rt is the request's route (nil: the path names no procedure) and reason
+// the CORS verdict, for the span of [WithTracing].
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, fresh bool, vary, acao, acac, aceh []string, rt *route, reason Reason) {
 	cw := getWriter(w)
 	cw.vary, cw.acao, cw.acac, cw.aceh = vary, acao, acac, aceh
 	cw.fresh = fresh
-	h.next.ServeHTTP(cw, r)
+	if rt != nil && h.p.tracer != nil {
+		h.serveTraced(cw, r, rt, reason)
+	} else {
+		h.next.ServeHTTP(cw, r)
+	}
 	if !cw.wroteHeader {
 		cw.fix()
 	}

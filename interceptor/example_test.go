@@ -1,10 +1,15 @@
 package interceptor_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/corsgate/corsgate/gen/greet/v1/greetv1connect"
 	"github.com/corsgate/corsgate/interceptor"
@@ -81,4 +86,43 @@ func ExamplePolicy_Explain() {
 	// barred true
 	// method true
 	// header x-tenant false
+}
+
+func ExampleWithTracing() {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	policy, err := interceptor.New(
+		interceptor.WithAllowedOrigins("https://app.example.com"),
+		interceptor.WithTracing(tp),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(policy.Wrap(greetv1connect.NewGreetServiceHandler(greetsvc.NewConnect(nil))))
+
+	// A Connect call from a page instrumented with OpenTelemetry web.
+	req := httptest.NewRequest(http.MethodPost, greetv1connect.GreetServiceGreetProcedure, strings.NewReader(`{"name":"Ada"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	mux.ServeHTTP(httptest.NewRecorder(), req)
+
+	span := exp.GetSpans()[0]
+	fmt.Println(span.Name, span.SpanKind)
+	fmt.Println("trace", span.SpanContext.TraceID(), "parent", span.Parent.SpanID())
+	for _, kv := range span.Attributes {
+		switch kv.Key {
+		case "rpc.system", "rpc.service", "rpc.method", interceptor.AttrCORSAllowed:
+			fmt.Println(kv.Key, kv.Value.String())
+		}
+	}
+	// Output:
+	// greet.v1.GreetService/Greet server
+	// trace 0af7651916cd43dd8448eb211c80319c parent b7ad6b7169203331
+	// rpc.system connect_rpc
+	// rpc.service greet.v1.GreetService
+	// rpc.method Greet
+	// corsgate.cors.allowed true
 }

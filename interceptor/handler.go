@@ -19,6 +19,8 @@ type route struct {
 	// granted is the last single Access-Control-Request-Headers line
 	// checkHeaders granted.
 	granted lineCache
+	// trace is what the route's spans share, nil when tracing is off.
+	trace *routeTrace
 }
 
 // handler is the middleware [Policy.Handler] returns.
@@ -80,7 +82,12 @@ func (p *Policy) compile(tp *tableProc) *route {
 	exp := appendUnique(nil, canonical, protocolExposedHeaders...)
 	exp = appendUnique(exp, canonical, tp.exposed...)
 	exp = appendUnique(exp, canonical, p.exposedHeaders...)
+	var rtr *routeTrace
+	if p.tracer != nil {
+		rtr = newRouteTrace(tp.path)
+	}
 	return &route{
+		trace:     rtr,
 		path:      tp.path,
 		barred:    tp.barred,
 		methods:   tp.methods,

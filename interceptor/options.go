@@ -3,6 +3,9 @@ package interceptor
 import (
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultMaxAge is the Access-Control-Max-Age a [Policy] sends when
@@ -39,6 +42,9 @@ type config struct {
 	maxMessageSize int
 	logger         *slog.Logger
 	observer       func(Verdict)
+	tracing        bool
+	tracerProvider trace.TracerProvider
+	propagator     propagation.TextMapPropagator
 }
 
 // defaultOptions are applied before the caller's options, through the same

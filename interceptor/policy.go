@@ -21,6 +21,7 @@ type Policy struct {
 	maxMessageSize int
 	logger         *slog.Logger
 	observer       func(Verdict)
+	tracer         *tracer // nil: no spans
 
 	allowedHeaders []string // lowercase, without "*"
 	anyHeader      bool     // "*" in WithAllowedHeaders
@@ -87,6 +88,7 @@ func New(opts ...Option) (*Policy, error) {
 		maxMessageSize: c.maxMessageSize,
 		logger:         c.logger,
 		observer:       c.observer,
+		tracer:         newTracer(&c),
 	}
 	if c.maxMessageSize <= 0 {
 		return nil, &ConfigError{Option: OptionMaxMessageSize, Value: strconv.Itoa(c.maxMessageSize),

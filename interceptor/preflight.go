@@ -47,6 +47,9 @@ func (h *handler) preflight(w http.ResponseWriter, r *http.Request, origin, acrm
 			o = origin[0]
 		}
 		h.p.logRefusal(r.Context(), "corsgate: preflight refused", reason, o, r.URL.Path, detail)
+		if h.p.tracer != nil {
+			h.p.tracer.tracePreflight(r, rt, reason)
+		}
 		w.WriteHeader(http.StatusForbidden)
 		return
 	}

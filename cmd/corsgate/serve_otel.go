@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -49,7 +50,8 @@ type serveTracing struct {
 //     of the exporter's variables, read by the OTLP exporter;
 //   - OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES for the resource;
 //   - OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG and OTEL_BSP_*, read by
-//     the SDK.
+//     the SDK;
+//   - OTEL_PROPAGATORS, read by [propagatorsFromEnv].
 //
 // A value it does not know is a [cliflags.UsageError] naming the variable.
 func newServeTracing(ctx context.Context, log *slog.Logger) (*serveTracing, *gateway.Tracing, error) {
@@ -76,8 +78,11 @@ func newServeTracing(ctx context.Context, log *slog.Logger) (*serveTracing, *gat
 	if protocol == "" {
 		protocol, name = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "OTEL_EXPORTER_OTLP_PROTOCOL"
 	}
+	prop, err := propagatorsFromEnv()
+	if err != nil {
+		return nil, nil, err
+	}
 	var exp sdktrace.SpanExporter
-	var err error
 	switch strings.TrimSpace(protocol) {
 	case "", "http/protobuf":
 		protocol = "http/protobuf"
@@ -101,7 +106,50 @@ func newServeTracing(ctx context.Context, log *slog.Logger) (*serveTracing, *gat
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	log.Info("corsgate serve: tracing", "exporter", "otlp", "protocol", protocol)
-	return &serveTracing{tp: tp}, &gateway.Tracing{TracerProvider: tp}, nil
+	return &serveTracing{tp: tp}, &gateway.Tracing{TracerProvider: tp, Propagator: prop}, nil
+}
+
+// propagators are the OTEL_PROPAGATORS values corsgate serves. b3, jaeger,
+// xray and ottrace need go.opentelemetry.io/contrib, which corsgate does
+// not depend on.
+var propagators = map[string]propagation.TextMapPropagator{
+	"tracecontext": propagation.TraceContext{},
+	"baggage":      propagation.Baggage{},
+}
+
+// propagatorsFromEnv reads OTEL_PROPAGATORS, the propagators that read the
+// trace context of client requests and write it into backend requests: a
+// comma-separated list of "tracecontext" (W3C traceparent and tracestate)
+// and "baggage" (W3C baggage), in order, or "none" (anywhere in the list,
+// as the OpenTelemetry SDKs read it), which propagates nothing: every span
+// then starts a trace of its own, and the trace headers reach the backend
+// untouched, as metadata. Unset or empty is "tracecontext,baggage". Any
+// other value is a [cliflags.UsageError] naming the variable and the values
+// it takes.
+func propagatorsFromEnv() (propagation.TextMapPropagator, error) {
+	value := os.Getenv("OTEL_PROPAGATORS")
+	if strings.TrimSpace(value) == "" {
+		value = "tracecontext,baggage"
+	}
+	var list []propagation.TextMapPropagator
+	none := false
+	for item := range strings.SplitSeq(value, ",") {
+		name := strings.ToLower(strings.TrimSpace(item))
+		switch p, ok := propagators[name]; {
+		case name == "":
+		case name == "none":
+			none = true
+		case ok:
+			list = append(list, p)
+		default:
+			return nil, cliflags.Usagef("OTEL_PROPAGATORS %q: corsgate propagates tracecontext, baggage or none "+
+				"(comma-separated; default tracecontext,baggage), not %q", value, strings.TrimSpace(item))
+		}
+	}
+	if none {
+		list = nil
+	}
+	return propagation.NewCompositeTextMapPropagator(list...), nil
 }
 
 // shutdown sends the spans still buffered and stops the exporter; a nil

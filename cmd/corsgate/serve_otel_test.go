@@ -3,19 +3,24 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/corsgate/corsgate/internal/cliflags"
 	"github.com/corsgate/corsgate/internal/greetd"
 	"github.com/corsgate/corsgate/internal/greetsvc"
 )
@@ -197,8 +202,10 @@ func TestServeTracingEnvErrors(t *testing.T) {
 	for _, tt := range []struct{ key, value, want string }{
 		{key: "OTEL_TRACES_EXPORTER", value: "zipkin", want: "OTEL_TRACES_EXPORTER"},
 		{key: "OTEL_EXPORTER_OTLP_PROTOCOL", value: "http/json", want: "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{key: "OTEL_PROPAGATORS", value: "b3", want: `OTEL_PROPAGATORS "b3": corsgate propagates tracecontext, baggage or none`},
+		{key: "OTEL_PROPAGATORS", value: "tracecontext,jaeger", want: `not "jaeger"`},
 	} {
-		t.Run(tt.key, func(t *testing.T) {
+		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
 			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
 			t.Setenv(tt.key, tt.value)
 			var stderr strings.Builder
@@ -209,5 +216,45 @@ func TestServeTracingEnvErrors(t *testing.T) {
 				t.Errorf("stderr %q does not name %s", stderr.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestPropagatorsFromEnv reads OTEL_PROPAGATORS into the propagator that
+// serves the listed headers, and only those.
+func TestPropagatorsFromEnv(t *testing.T) {
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, tt := range []struct {
+		value   string
+		fields  []string
+		extract bool // the traceparent is read
+	}{
+		{value: "", fields: []string{"traceparent", "tracestate", "baggage"}, extract: true},
+		{value: " tracecontext , baggage ", fields: []string{"traceparent", "tracestate", "baggage"}, extract: true},
+		{value: "tracecontext", fields: []string{"traceparent", "tracestate"}, extract: true},
+		{value: "baggage", fields: []string{"baggage"}, extract: false},
+		{value: "none", fields: nil, extract: false},
+		{value: "tracecontext,none", fields: nil, extract: false},
+	} {
+		t.Run(tt.value, func(t *testing.T) {
+			t.Setenv("OTEL_PROPAGATORS", tt.value)
+			prop, err := propagatorsFromEnv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A composite propagator lists its fields in no fixed order.
+			if got := prop.Fields(); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(tt.fields))) {
+				t.Errorf("fields %q, want %q", got, tt.fields)
+			}
+			h := http.Header{"Traceparent": {traceparent}}
+			sc := trace.SpanContextFromContext(prop.Extract(context.Background(), propagation.HeaderCarrier(h)))
+			if sc.IsValid() != tt.extract {
+				t.Errorf("traceparent read: %v, want %v", sc.IsValid(), tt.extract)
+			}
+		})
+	}
+	t.Setenv("OTEL_PROPAGATORS", "xray")
+	var uerr *cliflags.UsageError
+	if _, err := propagatorsFromEnv(); !errors.As(err, &uerr) {
+		t.Errorf("xray: error %v, want a usage error", err)
 	}
 }
