@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -187,6 +188,12 @@ type serveServer struct {
 
 // newServeServer validates cfg and builds the gateway and its servers. Every
 // refused value is a [cliflags.UsageError] naming its flag.
+// heapAllocsMetrics adds runtime/metrics' heap allocation counters to the Go
+// collector's defaults: go_gc_heap_allocs_bytes_total and
+// go_gc_heap_allocs_objects_total, from which the bench computes the bytes
+// and objects allocated per call.
+var heapAllocsMetrics = collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/allocs:(bytes|objects)$`)}
+
 func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -196,7 +203,8 @@ func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
 	var err error
 	if cfg.metricsListen != "" {
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(heapAllocsMetrics)),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		if metrics, err = gateway.NewMetrics(reg); err != nil {
 			return nil, err
 		}
