@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -215,6 +216,12 @@ type serveServer struct {
 	cfg *serveConfig // the config in force, under mu
 }
 
+// heapAllocsMetrics adds runtime/metrics' heap allocation counters to the Go
+// collector's defaults: go_gc_heap_allocs_bytes_total and
+// go_gc_heap_allocs_objects_total, from which the bench computes the bytes
+// and objects allocated per call.
+var heapAllocsMetrics = collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/allocs:(bytes|objects)$`)}
+
 // newServeServer validates cfg and builds the gateway and its servers. Every
 // refused value is a [cliflags.UsageError] naming its flag. level is the
 // level of log that reloads set, nil to leave it.
@@ -225,7 +232,8 @@ func newServeServer(cfg *serveConfig, log *slog.Logger, level *slog.LevelVar) (*
 	s := &serveServer{cfg: cfg, log: log, level: level, useTLS: cfg.tlsCert != "", clients: gateway.NewClients()}
 	if cfg.metricsListen != "" {
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(heapAllocsMetrics)),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		var err error
 		if s.gwMetrics, err = gateway.NewMetrics(reg); err != nil {
 			return nil, err

@@ -31,8 +31,7 @@ func TestMain(m *testing.M) {
 // without errors. It proves the bench runs; the numbers mean nothing.
 func TestSmoke(t *testing.T) {
 	t.Parallel()
-	targets := "corsgate,grpcwebproxy,revproxy,direct,native"
-	cfg, err := parseFlags([]string{"-smoke", "-targets", targets, "-memory-targets", targets, "-streams", "300"}, io.Discard)
+	cfg, err := parseFlags([]string{"-smoke", "-targets", strings.Join(allTargets, ","), "-memory-targets", strings.Join(streamTargets, ","), "-streams", "300"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +44,9 @@ func TestSmoke(t *testing.T) {
 	}
 	md := out.String()
 	t.Log(md)
+	if len(rep.targets) != len(allTargets) {
+		t.Fatalf("%d targets started, want %d", len(rep.targets), len(allTargets))
+	}
 
 	for _, conc := range cfg.concurrency {
 		for _, tg := range rep.targets {
@@ -62,17 +64,43 @@ func TestSmoke(t *testing.T) {
 				case r.percentile(0.5) <= 0 || r.peakRSS == 0:
 					t.Errorf("unary %+v: p50 %v, peak RSS %d", key, r.percentile(0.5), r.peakRSS)
 				}
+				// Every target but grpcwebproxy counts allocations the
+				// runtime/metrics way; all of them allocate per call.
+				if bytes, objects, ok := r.allocPer(); r != nil && (!ok || bytes <= 0 || objects <= 0) {
+					t.Errorf("unary %+v: allocations per call %.0f B, %.1f objects, read %t (%s)", key, bytes, objects, ok, r.allocErr)
+				}
+			}
+		}
+		if h := rep.hop[conc]; h == nil || h.calls == 0 || h.errors != 0 {
+			t.Errorf("hop c=%d: %+v", conc, h)
+		}
+	}
+	// Handshakes: every TLS target on both protocols (the floor serves
+	// HTTP/2 only over TLS), one new connection per call.
+	for _, p := range cfg.handshakeP {
+		for _, name := range []string{targetCorsgate, targetGRPCWebProxy, targetDirect, targetFloor} {
+			if name == targetFloor && !slices.Contains(candidates[targetFloor], p) {
+				continue
+			}
+			key := unaryKey{protocol: p, concurrency: cfg.handshakeC, target: name}
+			r := rep.handshake[key]
+			if r == nil || r.calls == 0 || r.errors != 0 || r.conns != r.calls {
+				t.Errorf("handshakes %+v: %+v, want calls, no errors and one connection per call", key, r)
 			}
 		}
 	}
 	wantStreams := []streamKey{
-		{protocol: protoGRPCWeb, target: targetCorsgate},
-		{protocol: protoConnect, target: targetCorsgate},
-		{protocol: protoGRPC, target: targetCorsgate},
-		{protocol: protoGRPCWeb, target: targetGRPCWebProxy},
-		{protocol: protoGRPC, target: targetRevProxy},
-		{protocol: protoConnect, target: targetDirect},
-		{protocol: protoGRPC, target: targetNative},
+		{protocol: protoGRPCWebH1, target: targetCorsgate},
+		{protocol: protoConnectH1, target: targetCorsgate},
+		{protocol: protoGRPCH2C, target: targetCorsgate},
+		{protocol: protoGRPCWebH2TLS, target: targetCorsgate},
+		{protocol: protoConnectH1TLS, target: targetCorsgate},
+		{protocol: protoGRPCWebH1, target: targetGRPCWebProxy},
+		{protocol: protoGRPCWebH2TLS, target: targetGRPCWebProxy},
+		{protocol: protoGRPCH2C, target: targetRevProxy},
+		{protocol: protoConnectH1, target: targetDirect},
+		{protocol: protoGRPCH2TLS, target: targetDirect},
+		{protocol: protoGRPCH2C, target: targetNative},
 		{protocol: protoGRPCGo, target: targetNative},
 	}
 	for _, key := range wantStreams {
@@ -81,8 +109,11 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("stream %+v: %+v", key, r)
 		}
 	}
-	if len(rep.memory) != 5 {
-		t.Errorf("memory case ran for %d targets, want 5 (failures: %v)", len(rep.memory), rep.memErrs)
+	if r := rep.stream[streamKey{protocol: protoGRPCWebH1, target: targetFloor}]; r != nil {
+		t.Errorf("the floor was streamed through: %+v", r)
+	}
+	if len(rep.memory) != len(streamTargets) {
+		t.Errorf("memory case ran for %d targets, want %d (failures: %v)", len(rep.memory), len(streamTargets), rep.memErrs)
 	}
 	for _, m := range rep.memory {
 		if m.opened != cfg.streams || m.errors != 0 || m.open.rss == 0 || m.heapOpen == 0 {
@@ -90,7 +121,24 @@ func TestSmoke(t *testing.T) {
 				m.target, m.opened, m.want, m.errors, m.firstErr, m.open.rss, m.heapOpen, m.heapErr)
 		}
 	}
-	for _, want := range []string{"### Unary", "### Server streaming", "### Memory: 300 server streams", "| gRPC-Web, HTTP/1.1 | 16 | grpcwebproxy |"} {
+	// Every check of the targets found its cells, except those that
+	// divide by a CPU time a smoke cell may not have ticked.
+	for _, g := range rep.goals() {
+		if len(g.rows) == 0 {
+			t.Errorf("goal %q: no cells", g.name)
+		}
+		for _, r := range g.rows {
+			if r.met == nil && r.measured != "no CPU measured" {
+				t.Errorf("goal %q, %s: %s", g.name, r.cell, r.measured)
+			}
+		}
+	}
+	for _, want := range []string{
+		"### The issue's targets", "### Unary", "### Latency at low load", "### The backend hop alone",
+		"### corsgate's CPU per call: floor + hop + its own part", "| grpc-web/h2-tls | 16 |",
+		"### TLS handshakes: a new connection per call, 4 callers", "### Server streaming", "### Memory: 300 server streams",
+		"| grpc-web/h1 | 16 | grpcwebproxy |", "| grpc-web/h2-tls | 16 | floor |", "| connect/h1-tls | 16 | corsgate |",
+	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -169,14 +217,16 @@ func TestParseFlags(t *testing.T) {
 			name: "defaults",
 			args: nil,
 			check: func(c config) bool {
-				return c.rounds == 3 && slices.Equal(c.concurrency, []int{1, 16, 64}) && len(c.targets) == 5
+				return c.rounds == 3 && slices.Equal(c.concurrency, []int{1, 16, 64}) && len(c.targets) == 7 &&
+					len(c.memTargets) == 5 && len(c.protocols) == 8 && c.handshakeC == 16 &&
+					slices.Equal(c.handshakeP, []string{protoGRPCWebH1TLS, protoGRPCWebH2TLS})
 			},
 		},
 		{
 			name: "smoke shrinks what is not set",
 			args: []string{"-smoke", "-rounds", "2"},
 			check: func(c config) bool {
-				return c.rounds == 2 && c.duration < time.Second && c.streamCount == 2000 && slices.Equal(c.concurrency, []int{1, 16})
+				return c.rounds == 2 && c.duration < time.Second && c.streamCount == 2000 && slices.Equal(c.concurrency, []int{1, 16}) && c.handshakeC == 4
 			},
 		},
 		{
@@ -185,6 +235,9 @@ func TestParseFlags(t *testing.T) {
 			check: func(c config) bool { return slices.Equal(c.targets, []string{targetCorsgate, targetNative}) },
 		},
 		{name: "unknown target", args: []string{"-targets", "envoy"}, wantErr: true},
+		{name: "the floor serves no streams", args: []string{"-memory-targets", "floor"}, wantErr: true},
+		{name: "handshakes need TLS", args: []string{"-handshake-protocols", "grpc-web/h1"}, wantErr: true},
+		{name: "negative handshake callers", args: []string{"-handshake-concurrency", "-1"}, wantErr: true},
 		{name: "bad concurrency", args: []string{"-concurrency", "1,0"}, wantErr: true},
 		{name: "too many stream messages", args: []string{"-stream-messages", "100001"}, wantErr: true},
 		{name: "stray argument", args: []string{"now"}, wantErr: true},

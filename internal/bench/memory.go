@@ -15,7 +15,7 @@ import (
 // protocol: streams multiplexed on few h2c connections first. Only a target
 // that speaks nothing else (grpcwebproxy) gets one HTTP/1.1 connection per
 // stream.
-var memoryProtocols = []string{protoConnectH2C, protoGRPCWebH2C, protoGRPC, protoGRPCWeb}
+var memoryProtocols = []string{protoConnectH2C, protoGRPCWebH2C, protoGRPCH2C, protoGRPCWebH1}
 
 // memoryResult is the memory case of one target.
 type memoryResult struct {
@@ -48,10 +48,10 @@ func runMemory(ctx context.Context, t *target, n int) (memoryResult, error) {
 		return res, fmt.Errorf("%s speaks none of the memory case's protocols", t.name)
 	}
 	p := protocols[res.protocol]
-	hc := newHTTPClient(p, n)
+	hc := newHTTPClient(p, n, t.roots)
 	defer hc.CloseIdleConnections()
-	client := newGreetClient(hc, t.addr, p)
-	pid := t.proc.pid()
+	client := newGreetClient(hc, t.at(p).addr, p)
+	pid := t.at(p).proc.pid()
 	_ = resetPeak(pid)
 	var err error
 	if res.before, err = procMem(pid); err != nil {

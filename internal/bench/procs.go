@@ -84,8 +84,9 @@ func (p *proc) stop() {
 
 // childAddrs is the line our own children print on stdout once they listen.
 type childAddrs struct {
-	Addr  string `json:"addr"`  // the service
-	Debug string `json:"debug"` // expvar's /debug/vars
+	Addr  string `json:"addr"`          // the service (plain TCP)
+	TLS   string `json:"tls,omitempty"` // the service over TLS, for the roles that serve it
+	Debug string `json:"debug"`         // expvar's /debug/vars
 }
 
 // startChild re-executes the bench binary in role and waits for the line

@@ -51,9 +51,9 @@ func (c config) command() string {
 	for i, n := range c.concurrency {
 		ints[i] = fmt.Sprint(n)
 	}
-	return fmt.Sprintf("go run ./internal/bench -duration %v -warmup %v -rounds %d -concurrency %s -targets %s -protocols %s -stream-messages %d -streams %d -memory-targets %s -corsgate-metrics=%t",
+	return fmt.Sprintf("go run ./internal/bench -duration %v -warmup %v -rounds %d -concurrency %s -targets %s -protocols %s -handshake-concurrency %d -handshake-protocols %s -stream-messages %d -streams %d -memory-targets %s -corsgate-metrics=%t",
 		c.duration, c.warmup, c.rounds, strings.Join(ints, ","), strings.Join(c.targets, ","), strings.Join(c.protocols, ","),
-		c.streamCount, c.streams, strings.Join(c.memTargets, ","), c.corsgateMetr)
+		c.handshakeC, strings.Join(c.handshakeP, ","), c.streamCount, c.streams, strings.Join(c.memTargets, ","), c.corsgateMetr)
 }
 
 func (rep *report) markdown() string {
@@ -68,77 +68,96 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "- Command: `%s`\n", cfg.command())
 	fmt.Fprintf(&b, "- Machine: %d CPUs (%s), %s, Linux %s, %s; the load generator, the backend and the targets share it. Open-file limit %d.\n",
 		m.nproc, m.cpuModel, m.memTotal, m.kernel, m.goVersion, rep.fileLimit)
-	fmt.Fprintf(&b, "- Load: connect-go clients in the bench process; Greet with a %d-byte name (the answer is %d bytes), `Origin: %s` on every call, compression off.\n\n",
+	fmt.Fprintf(&b, "- Load: connect-go clients in the bench process; Greet with a %d-byte name (the answer is %d bytes), `Origin: %s` on every call, compression off. "+
+		"TLS: a self-signed ECDSA P-256 certificate made at the start, Go's default TLS 1.3 settings on both sides.\n\n",
 		messageSize, wantGreeting, benchOrigin)
+
+	b.WriteString("Protocols (wire/transport):")
+	for _, name := range allProtocols {
+		if slices.Contains(cfg.protocols, name) || (cfg.handshakeC > 0 && slices.Contains(cfg.handshakeP, name)) {
+			p := protocols[name]
+			fmt.Fprintf(&b, " `%s` %s over %s;", name, p.wire, p.transport.describe())
+		}
+	}
+	b.WriteString(" every answer's HTTP version and ALPN are checked.\n\n")
 
 	fmt.Fprintf(&b, "Targets (each a separate process; CPU and memory columns are that process):\n\n")
 	for _, t := range rep.targets {
 		var speaks []string
 		for _, p := range candidates[t.name] {
 			if t.speaks(p) {
-				speaks = append(speaks, protocols[p].label)
+				speaks = append(speaks, "`"+p+"`")
 			}
 		}
-		fmt.Fprintf(&b, "- **%s**: %s. Answers %s.", t.name, t.desc, strings.Join(speaks, "; "))
+		fmt.Fprintf(&b, "- **%s**: %s.", t.name, t.desc)
+		if len(speaks) > 0 {
+			fmt.Fprintf(&b, " Answers %s.", strings.Join(speaks, ", "))
+		}
 		for _, p := range candidates[t.name] {
 			if r, ok := t.notes[p]; ok {
-				fmt.Fprintf(&b, " %s: %s.", protocols[p].label, r)
+				fmt.Fprintf(&b, " `%s`: %s.", p, r)
 			}
+		}
+		if t.plain.allocs != nil {
+			fmt.Fprintf(&b, " Allocations: %s.", t.plain.allocsLabel)
 		}
 		b.WriteString("\n")
 	}
 	b.WriteString("\n")
 
+	rep.goalsSection(&b)
 	rep.unaryTable(&b)
+	rep.lowLoadTable(&b)
+	rep.floorTable(&b)
+	rep.handshakeTable(&b)
 	rep.streamTable(&b)
 	rep.memoryTable(&b)
 
 	b.WriteString("Notes: CPU is utime+stime of the target process from /proc/<pid>/stat (10 ms ticks) over the measured window only. " +
+		"Allocations are the target's heap allocation counters (runtime/metrics `/gc/heap/allocs:bytes` and `:objects`) read before and after the measured window, " +
+		"less the cost of one read of them; they count a span's objects when it is handed back, so short windows are approximate. " +
 		"Peak RSS is VmHWM from /proc/<pid>/status, reset through /proc/<pid>/clear_refs before each cell and the highest over the rounds. " +
-		"Latencies are over every measured call of all rounds. Ratios compare with grpcwebproxy's gRPC-Web cell at the same concurrency (unary) " +
-		"and with grpcwebproxy's gRPC-Web stream and grpc-go's own client (streaming).\n")
+		"Latencies are over every measured call of all rounds. Ratios compare with grpcwebproxy's gRPC-Web cell at the same concurrency over the same TLS transport " +
+		"(plain protocols: `grpc-web/h1`) (unary and handshakes), and with grpcwebproxy's gRPC-Web stream and grpc-go's own client (streaming).\n")
 	return b.String()
 }
 
 func (rep *report) unaryTable(b *strings.Builder) {
 	cfg := rep.cfg
 	fmt.Fprintf(b, "### Unary: Greet, 1 KiB each way\n\n")
-	b.WriteString("| protocol | conc. | target | calls/s | rounds min–max | p50 | p99 | CPU s / 10k calls | peak RSS MiB | errors | calls/s ÷ grpcwebproxy | CPU/call ÷ grpcwebproxy |\n")
-	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
-	var peakNotes []string
+	b.WriteString("| protocol | conc. | target | calls/s | rounds min–max | p50 | p99 | CPU s / 10k calls | alloc B / call | allocs / call | peak RSS MiB | errors | calls/s ÷ grpcwebproxy | CPU/call ÷ grpcwebproxy |\n")
+	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	var peakNotes, allocNotes []string
 	for _, conc := range cfg.concurrency {
-		base := rep.unary[unaryKey{protocol: protoGRPCWeb, concurrency: conc, target: targetGRPCWebProxy}]
 		for _, pname := range cfg.protocols {
+			base := rep.unary[unaryKey{protocol: baseProtocol(pname), concurrency: conc, target: targetGRPCWebProxy}]
 			for _, t := range rep.targets {
-				if !slices.Contains(cfg.targets, t.name) {
+				if !slices.Contains(cfg.targets, t.name) || t.name == targetHop {
 					continue
 				}
-				label := protocols[pname].label
 				r := rep.unary[unaryKey{protocol: pname, concurrency: conc, target: t.name}]
 				if r == nil {
 					if slices.Contains(candidates[t.name], pname) { // meant to speak it, but the probe failed
-						fmt.Fprintf(b, "| %s | %d | %s | n/a: %s | | | | | | | | |\n", label, conc, t.name, t.naReason(pname))
+						fmt.Fprintf(b, "| %s | %d | %s | n/a: %s | | | | | | | | | | |\n", pname, conc, t.name, t.naReason(pname))
 					}
 					continue
 				}
 				if r.peakNote != "" && !slices.Contains(peakNotes, r.peakNote) {
 					peakNotes = append(peakNotes, r.peakNote)
 				}
-				lo, hi := minMax(r.rates)
-				errs := fmt.Sprint(r.errors)
-				if r.firstErr != "" {
-					errs += " (" + r.firstErr + ")"
+				allocB, allocN := "n/a", "n/a"
+				if bytes, objects, ok := r.allocPer(); ok {
+					allocB, allocN = fmt.Sprintf("%.0f", bytes), fmt.Sprintf("%.1f", objects)
+				} else if note := t.name + ": " + r.allocErr; r.allocErr != "" && !slices.Contains(allocNotes, note) {
+					allocNotes = append(allocNotes, note)
 				}
-				ratio, cpuRatio := "—", "—"
-				if base != nil && base.calls > 0 && t.name != targetGRPCWebProxy {
-					ratio = fmt.Sprintf("%.2f×", r.rate()/base.rate())
-					if base.cpu > 0 {
-						cpuRatio = fmt.Sprintf("%.2f×", r.cpuPer(1)/base.cpuPer(1))
-					}
+				ratio, cpu := "—", "—"
+				if t.name != targetGRPCWebProxy {
+					ratio, cpu = fmtRatio(rateRatio(r, base)), fmtRatio(cpuRatio(r, base))
 				}
-				fmt.Fprintf(b, "| %s | %d | %s | %.0f | %.0f–%.0f | %s | %s | %.2f | %.1f | %s | %s | %s |\n",
-					label, conc, t.name, r.rate(), lo, hi, fmtLatency(r.percentile(0.50)), fmtLatency(r.percentile(0.99)),
-					r.cpuPer(10000), mib(r.peakRSS), errs, ratio, cpuRatio)
+				fmt.Fprintf(b, "| %s | %d | %s | %.0f | %s | %s | %s | %.2f | %s | %s | %.1f | %s | %s | %s |\n",
+					pname, conc, t.name, r.rate(), fmtSpread(r.rates), fmtLatency(r.percentile(0.50)), fmtLatency(r.percentile(0.99)),
+					r.cpuPer(10000), allocB, allocN, mib(r.peakRSS), fmtErrors(r.errors, r.firstErr), ratio, cpu)
 			}
 		}
 	}
@@ -146,6 +165,59 @@ func (rep *report) unaryTable(b *strings.Builder) {
 	for _, n := range peakNotes {
 		fmt.Fprintf(b, "Peak RSS caveat: %s.\n\n", n)
 	}
+	for _, n := range allocNotes {
+		fmt.Fprintf(b, "Allocations not read: %s.\n\n", n)
+	}
+}
+
+// baseProtocol is grpcwebproxy's cell a protocol's ratios compare with:
+// gRPC-Web over the same TLS transport, or over HTTP/1.1 for the plain
+// protocols (grpcwebproxy serves no h2c).
+func baseProtocol(name string) string {
+	switch protocols[name].transport {
+	case h1TLS:
+		return protoGRPCWebH1TLS
+	case h2TLS:
+		return protoGRPCWebH2TLS
+	}
+	return protoGRPCWebH1
+}
+
+// rateRatio is r's calls/s over base's; ok is false when either is missing.
+func rateRatio(r, base *unaryResult) (float64, bool) {
+	if r == nil || base == nil || r.calls == 0 || base.calls == 0 {
+		return 0, false
+	}
+	return r.rate() / base.rate(), true
+}
+
+// cpuRatio is r's CPU per call over base's; ok is false when either is
+// missing or base used no measurable CPU.
+func cpuRatio(r, base *unaryResult) (float64, bool) {
+	if r == nil || base == nil || r.calls == 0 || base.calls == 0 || base.cpu <= 0 {
+		return 0, false
+	}
+	return r.cpuPer(1) / base.cpuPer(1), true
+}
+
+func fmtRatio(x float64, ok bool) string {
+	if !ok {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", x)
+}
+
+func fmtSpread(rates []float64) string {
+	lo, hi := minMax(rates)
+	return fmt.Sprintf("%.0f–%.0f", lo, hi)
+}
+
+func fmtErrors(n int64, first string) string {
+	s := fmt.Sprint(n)
+	if first != "" {
+		s += " (" + first + ")"
+	}
+	return s
 }
 
 func (rep *report) streamTable(b *strings.Builder) {
@@ -156,14 +228,9 @@ func (rep *report) streamTable(b *strings.Builder) {
 	fmt.Fprintf(b, "### Server streaming: one GreetStream of %d small messages\n\n", cfg.streamCount)
 	b.WriteString("| protocol | target | msgs/s | rounds min–max | CPU s / 100k msgs | peak RSS MiB | errors | ÷ grpcwebproxy | ÷ grpc-go native |\n")
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
-	base := rep.stream[streamKey{protocol: protoGRPCWeb, target: targetGRPCWebProxy}]
 	native := rep.stream[streamKey{protocol: protoGRPCGo, target: targetNative}]
-	row := func(label, name string, r *streamResult) {
-		lo, hi := minMax(r.rates)
-		errs := fmt.Sprint(r.errors)
-		if r.firstErr != "" {
-			errs += " (" + r.firstErr + ")"
-		}
+	row := func(pname, label, name string, r *streamResult) {
+		base := rep.stream[streamKey{protocol: baseProtocol(pname), target: targetGRPCWebProxy}]
 		ratio := func(base *streamResult) string {
 			if base == nil || base == r || base.msgs == 0 || r.msgs == 0 {
 				return "—"
@@ -174,26 +241,26 @@ func (rep *report) streamTable(b *strings.Builder) {
 		if r.msgs > 0 {
 			cpu = r.cpu.Seconds() / float64(r.msgs) * 100000
 		}
-		fmt.Fprintf(b, "| %s | %s | %.0f | %.0f–%.0f | %.2f | %.1f | %s | %s | %s |\n",
-			label, name, r.rate(), lo, hi, cpu, mib(r.peakRSS), errs, ratio(base), ratio(native))
+		fmt.Fprintf(b, "| %s | %s | %.0f | %s | %.2f | %.1f | %s | %s | %s |\n",
+			label, name, r.rate(), fmtSpread(r.rates), cpu, mib(r.peakRSS), fmtErrors(int64(r.errors), r.firstErr), ratio(base), ratio(native))
 	}
 	for _, pname := range cfg.protocols {
 		for _, t := range rep.targets {
-			if !slices.Contains(cfg.targets, t.name) {
+			if !slices.Contains(cfg.targets, t.name) || !streams(t.name) {
 				continue
 			}
 			r := rep.stream[streamKey{protocol: pname, target: t.name}]
 			if r == nil {
 				if slices.Contains(candidates[t.name], pname) {
-					fmt.Fprintf(b, "| %s | %s | n/a: %s | | | | | | |\n", protocols[pname].label, t.name, t.naReason(pname))
+					fmt.Fprintf(b, "| %s | %s | n/a: %s | | | | | | |\n", pname, t.name, t.naReason(pname))
 				}
 				continue
 			}
-			row(protocols[pname].label, t.name, r)
+			row(pname, pname, t.name, r)
 		}
 	}
 	if native != nil {
-		row("gRPC, h2c, grpc-go client", targetNative, native)
+		row(protoGRPCH2C, protoGRPCH2C+", grpc-go client", targetNative, native)
 	}
 	b.WriteString("\n")
 }
@@ -218,7 +285,7 @@ func (rep *report) memoryTable(b *strings.Builder) {
 			errs += " (" + r.firstErr + ")"
 		}
 		fmt.Fprintf(b, "| %s | %s | %d / %d | %.1f s | %.1f | %.1f | %.1f | %s | %s | %s |\n",
-			r.target, protocols[r.protocol].label, r.opened, r.want, r.openTime.Seconds(),
+			r.target, r.protocol, r.opened, r.want, r.openTime.Seconds(),
 			mib(r.before.rss), mib(r.open.rss), mib(r.open.peak), heap, r.heapLabel, errs)
 	}
 	for _, t := range rep.targets {

@@ -49,9 +49,10 @@ func (r *streamResult) rate() float64 {
 type receiver func(ctx context.Context, count int) (int, error)
 
 // runStreamCell times one stream of cfg.streamCount messages after a short
-// unmeasured one, reading the target's CPU and peak RSS around it.
-func runStreamCell(ctx context.Context, t *target, recv receiver, count int, res *streamResult) error {
-	pid := t.proc.pid()
+// unmeasured one, reading the CPU and peak RSS of the process behind ep
+// around it.
+func runStreamCell(ctx context.Context, ep *endpoint, recv receiver, count int, res *streamResult) error {
+	pid := ep.proc.pid()
 	if _, err := recv(ctx, 100); err != nil { // warm-up: connection, first buffers
 		res.errors++
 		if res.firstErr == "" {
@@ -92,8 +93,8 @@ func runStreamCell(ctx context.Context, t *target, recv receiver, count int, res
 
 // connectReceiver reads streams with a connect-go client speaking p.
 func connectReceiver(t *target, p protocol) (receiver, func()) {
-	hc := newHTTPClient(p, 1)
-	client := newGreetClient(hc, t.addr, p)
+	hc := newHTTPClient(p, 1, t.roots)
+	client := newGreetClient(hc, t.at(p).addr, p)
 	return func(ctx context.Context, count int) (int, error) {
 		return receiveConnect(ctx, client, count)
 	}, hc.CloseIdleConnections

@@ -31,6 +31,12 @@ type unaryResult struct {
 	latency  []time.Duration // every measured call
 	peakRSS  uint64          // max VmHWM over the rounds
 	peakNote string          // set when the peak could not be reset per cell
+
+	// Heap allocations of the target process in the measured windows, over
+	// allocCalls calls (the windows whose counters could be read).
+	allocs     allocCount
+	allocCalls int64
+	allocErr   string // why the counters could not be read, if they were not
 }
 
 func (r *unaryResult) rate() float64 {
@@ -48,6 +54,16 @@ func (r *unaryResult) cpuPer(n float64) float64 {
 	return r.cpu.Seconds() / float64(r.calls) * n
 }
 
+// allocPer returns the bytes and objects allocated per call; ok is false
+// when nothing was read.
+func (r *unaryResult) allocPer() (bytes, objects float64, ok bool) {
+	if r.allocCalls == 0 {
+		return 0, 0, false
+	}
+	n := float64(r.allocCalls)
+	return float64(r.allocs.Bytes) / n, float64(r.allocs.Objects) / n, true
+}
+
 // percentile returns the q-quantile (0..1) of the recorded latencies; the
 // slice is sorted on first use.
 func (r *unaryResult) percentile(q float64) time.Duration {
@@ -62,18 +78,24 @@ func (r *unaryResult) percentile(q float64) time.Duration {
 }
 
 // runUnaryCell measures one target, protocol and concurrency once: warm-up,
-// then cfg.duration of load, while reading the target's CPU time and peak
-// RSS around the measured window. It adds to res.
+// then cfg.duration of load, while reading the target's CPU time, heap
+// allocations and peak RSS around the measured window. It adds to res.
 func runUnaryCell(ctx context.Context, t *target, p protocol, conc int, cfg config, res *unaryResult) error {
-	hc := newHTTPClient(p, conc)
+	hc := newHTTPClient(p, conc, t.roots)
 	defer hc.CloseIdleConnections()
-	client := newGreetClient(hc, t.addr, p)
-	pid := t.proc.pid()
+	ep := t.at(p)
+	client := newGreetClient(hc, ep.addr, p)
+	pid := ep.proc.pid()
 	if err := resetPeak(pid); err != nil {
 		res.peakNote = "peak since process start (clear_refs: " + err.Error() + ")"
 	}
 	if cfg.warmup > 0 {
 		drive(ctx, client, conc, cfg.warmup, false)
+	}
+	var aw allocWindow
+	allocErr := errors.New("no allocation counters")
+	if ep.allocs != nil {
+		aw, allocErr = startAllocs(ctx, ep.allocs)
 	}
 	cpu0, err := procCPU(pid)
 	if err != nil {
@@ -83,6 +105,17 @@ func runUnaryCell(ctx context.Context, t *target, p protocol, conc int, cfg conf
 	cpu1, err := procCPU(pid)
 	if err != nil {
 		return err
+	}
+	if allocErr == nil {
+		var a allocCount
+		if a, allocErr = aw.end(ctx); allocErr == nil {
+			res.allocs.Bytes += a.Bytes
+			res.allocs.Objects += a.Objects
+			res.allocCalls += run.calls
+		}
+	}
+	if allocErr != nil && res.allocErr == "" {
+		res.allocErr = oneLine(allocErr.Error())
 	}
 	mem, err := procMem(pid)
 	if err != nil {
