@@ -80,6 +80,8 @@ type call struct {
 	deadline time.Time
 	// span is the call's server span, nil when tracing is off.
 	span trace.Span
+	// rec is the call's access log record, nil without an access log.
+	rec *accessRecord
 }
 
 // okStatus is the status of a successful call.
@@ -94,6 +96,9 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &call{g: g, st: st, w: w, r: r, ctx: r.Context(), proto: p, class: class, codec: codec}
+	if g.alog != nil {
+		c.rec = recordOf(r)
+	}
 	if g.budget.limit > 0 {
 		c.share.b = &g.budget
 	}
@@ -126,6 +131,9 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 func (c *call) abort(st *rpcStatus) {
 	c.route.metrics.observe(c.proto.name(), st.Code, time.Since(c.start))
 	c.endSpan(st)
+	if c.rec != nil {
+		c.rec.end(c, c.route, st)
+	}
 	panic(http.ErrAbortHandler)
 }
 
@@ -233,6 +241,9 @@ func (c *call) finish(start time.Time, rt *route, st *rpcStatus) {
 		rt.metrics.observe(c.proto.name(), st.Code, time.Since(start))
 	} else {
 		c.g.metrics.observeUnrouted(c.proto.name(), st.Code)
+	}
+	if c.rec != nil {
+		c.rec.end(c, rt, st)
 	}
 }
 

@@ -131,6 +131,9 @@ type File struct {
 	WebSocketAllowMissingOrigin bool `json:"websocket-allow-missing-origin,omitempty"`
 	// LogLevel is "debug", "info", "warn" or "error".
 	LogLevel string `json:"log-level,omitempty"`
+	// AccessLog is "off" (the default), "json" or "text": one line per
+	// call on standard output.
+	AccessLog string `json:"access-log,omitempty"`
 	// BackendCert and BackendKey are the PEM client certificate and key the
 	// gateway presents to the backend (mutual TLS); both or neither.
 	BackendCert string `json:"backend-cert,omitempty"`
