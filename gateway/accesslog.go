@@ -20,8 +20,8 @@ import (
 //	protocol     grpc_web, grpc_web_text, connect, grpc; preflight; http for anything else
 //	route        the route's name: "routes[0]", or "backends.NAME" for a service no route claims
 //	backend      the backend's name
-//	replica      the replica's host:port, for a backend with one address (the
-//	             balancer of several replicas does not tell which one served)
+//	replica      the replica's host:port, for a call that reached a backend with one
+//	             address (the balancer of several replicas does not tell which one served)
 //	code         the gRPC code in snake case ("ok", "permission_denied"); not for preflights
 //	http_status  the HTTP status of the answer
 //	duration_ms  from the request's arrival to the end of its answer
@@ -119,7 +119,7 @@ func (g *Gateway) logAccess(r *http.Request, st *state, rec *accessRecord, start
 		protocol = "preflight"
 	default:
 		protocol = "http"
-		if p, _, _, refusal := detect(r); refusal == 0 {
+		if p, _, _, refusal := detect(r); refusal == 0 && path != "/healthz" {
 			protocol = p.name()
 		}
 	}
