@@ -5,10 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/corsgate/corsgate/interceptor"
 )
@@ -17,23 +19,29 @@ import (
 // "access", at info level, with these attributes (absent ones omitted):
 //
 //	procedure    the request path, cut at maxLoggedPath bytes
-//	protocol     grpc_web, grpc_web_text, connect, grpc; preflight; http for anything else
+//	protocol     grpc_web, grpc_web_text, connect, grpc, grpc_websocket (a
+//	             WebSocket stream, logged when it ends); preflight; http for
+//	             anything else
 //	route        the route's name: "routes[0]", or "backends.NAME" for a service no route claims
 //	backend      the backend's name
-//	replica      the replica's host:port, for a call that reached a backend with one
-//	             address (the balancer of several replicas does not tell which one served)
-//	code         the gRPC code in snake case ("ok", "permission_denied"); not for preflights
-//	http_status  the HTTP status of the answer
+//	replica      the replica's host:port that took the call: the backend's one
+//	             address, or the one the balancer of its replicas picked;
+//	             absent when no backend was asked
+//	code         the gRPC code in snake case ("ok", "permission_denied"); not for
+//	             preflights and plain HTTP answers
+//	http_status  the HTTP status of the answer (101 for a WebSocket stream)
 //	duration_ms  from the request's arrival to the end of its answer
 //	bytes_in     request body bytes read, as sent on the wire
-//	bytes_out    response body bytes written
+//	bytes_out    response body bytes written (WebSocket message bytes)
 //	origin       the Origin header, cut at maxLoggedOrigin bytes
 //	cors         allowed, refused, same-origin, none (no Origin), or unknown
 //	cors_reason  the failed check when refused: origin, procedure, barred, method, header
-//	trace_id     the trace id of a valid W3C traceparent header
+//	trace_id     the trace id of the call's OpenTelemetry span when tracing is
+//	             on, else of a valid W3C traceparent header
 //
 // No other header value is ever logged: not authorization, not cookies.
-// WebSocket streams are not logged (their connections are hijacked).
+// With no access log, the hot path pays one nil check per step below and
+// allocates nothing.
 
 const (
 	maxLoggedPath   = 256
@@ -43,7 +51,7 @@ const (
 type accessKey struct{}
 
 // accessRecord is what one request leaves in the access log; serveRPC fills
-// in the call's part through [call.rec].
+// in the call's part through [call.rec], the WebSocket transport its own.
 type accessRecord struct {
 	rpc      bool // serveRPC ended the call
 	protocol string
@@ -51,6 +59,14 @@ type accessRecord struct {
 	route    string
 	backend  string
 	replica  string
+	trace    trace.TraceID // the call's span's; zero without one
+	// ws is set for a WebSocket upgrade: checked once its guard decided,
+	// allowed and reason its verdict; traceparent the header message's.
+	ws          bool
+	checked     bool
+	allowed     bool
+	reason      interceptor.Reason
+	traceparent []string
 	// in and out are atomic: a request body may be read by the backend
 	// client's goroutine.
 	in     atomic.Int64
@@ -66,30 +82,47 @@ func recordOf(r *http.Request) *accessRecord {
 
 // end records the outcome of an RPC.
 func (a *accessRecord) end(c *call, rt *route, st *rpcStatus) {
-	a.rpc, a.protocol, a.code = true, c.proto.name(), st.Code
-	if rt == nil {
-		return
+	a.rpc, a.code = true, st.Code
+	if !a.ws {
+		a.protocol = c.proto.name()
 	}
-	a.route, a.backend = rt.rule.name, rt.backend.name
-	if _, ok := rt.backend.client.(h2Backend); ok {
-		a.replica = rt.backend.authority
+	if rt != nil {
+		a.route, a.backend = rt.rule.name, rt.backend.name
 	}
+}
+
+// upgrade records the verdict of a WebSocket upgrade's guard.
+func (a *accessRecord) upgrade(v *interceptor.UpgradeVerdict) {
+	a.checked, a.allowed, a.reason = true, v.Allowed, v.Reason
+	if !v.Allowed {
+		a.code = connect.CodePermissionDenied
+	}
+}
+
+// callBackend makes the backend call of c, recording the replica that took
+// it: the backend's one address, or the one its balancer picked.
+func (c *call) callBackend(out *http.Request, whole bool) (*http.Response, error) {
+	b := c.route.backend
+	if rc, ok := b.client.(replicaCaller); ok {
+		resp, addr, err := rc.CallReplica(c.ctx, out, whole)
+		c.rec.replica = addr
+		return resp, err
+	}
+	c.rec.replica = b.authority
+	return b.client.Call(c.ctx, out, whole)
 }
 
 // serveLogged serves r as [Gateway.serve] does and logs it.
 func (g *Gateway) serveLogged(w http.ResponseWriter, r *http.Request) {
-	if g.ws != nil && isWebSocketUpgrade(r) {
-		g.serve(w, r, nil)
-		return
-	}
 	start := time.Now()
 	st := g.state.Load()
-	rec := &accessRecord{}
+	rec := &accessRecord{ws: g.ws != nil && isWebSocketUpgrade(r)}
+	if rec.ws {
+		rec.protocol = "grpc_websocket"
+	}
 	lr := r.WithContext(context.WithValue(r.Context(), accessKey{}, rec))
-	var body *countingBody
 	if r.Body != nil && r.Body != http.NoBody {
-		body = &countingBody{ReadCloser: r.Body, n: &rec.in}
-		lr.Body = body
+		lr.Body = &countingBody{ReadCloser: r.Body, n: &rec.in}
 	}
 	lw := &accessWriter{ResponseWriter: w, rec: rec}
 	// Deferred, so that a call aborted with http.ErrAbortHandler is logged
@@ -101,17 +134,21 @@ func (g *Gateway) serveLogged(w http.ResponseWriter, r *http.Request) {
 // logAccess writes rec's line.
 func (g *Gateway) logAccess(r *http.Request, st *state, rec *accessRecord, start time.Time) {
 	path := r.URL.Path
-	attrs := make([]slog.Attr, 0, 15)
+	attrs := make([]slog.Attr, 0, 16)
 	attrs = append(attrs, slog.String("procedure", cut(path, maxLoggedPath)))
 	var h http.Handler = st.fallback
 	if rt := st.routes[path]; rt != nil {
 		h = rt.handler
-		if !rec.rpc {
+		if rec.route == "" {
 			// Answered before the RPC handler: a preflight or a refusal.
 			rec.route, rec.backend = rt.rule.name, rt.backend.name
 		}
 	}
-	d, known := interceptor.Decide(h, r)
+	var d interceptor.Decision
+	known := false
+	if !rec.ws && path != "/healthz" && !strings.HasPrefix(path, g.healthPfx) {
+		d, known = interceptor.Decide(h, r)
+	}
 	protocol := rec.protocol
 	switch {
 	case protocol != "":
@@ -135,7 +172,7 @@ func (g *Gateway) logAccess(r *http.Request, st *state, rec *accessRecord, start
 		status = http.StatusOK
 	}
 	switch {
-	case rec.rpc:
+	case rec.rpc || rec.code != 0:
 		attrs = append(attrs, slog.String("code", codeLabel(rec.code)))
 	case known && d.Answered && !d.Preflight:
 		attrs = append(attrs, slog.String("code", codeLabel(connect.CodePermissionDenied)))
@@ -150,19 +187,35 @@ func (g *Gateway) logAccess(r *http.Request, st *state, rec *accessRecord, start
 	if len(origin) > 0 {
 		attrs = append(attrs, slog.String("origin", cut(origin[0], maxLoggedOrigin)))
 	}
+	cors, reason := "refused", interceptor.ReasonOK
 	switch {
 	case len(origin) == 0:
-		attrs = append(attrs, slog.String("cors", "none"))
-	case !known:
-		attrs = append(attrs, slog.String("cors", "unknown"))
+		cors = "none"
+	case rec.ws && !rec.checked, !rec.ws && !known:
+		cors = "unknown"
+	case rec.ws && rec.allowed, !rec.ws && d.CrossOrigin && d.Allowed:
+		cors = "allowed"
+	case rec.ws:
+		reason = rec.reason
 	case !d.CrossOrigin:
-		attrs = append(attrs, slog.String("cors", "same-origin"))
-	case d.Allowed:
-		attrs = append(attrs, slog.String("cors", "allowed"))
+		cors = "same-origin"
 	default:
-		attrs = append(attrs, slog.String("cors", "refused"), slog.String("cors_reason", d.Reason.String()))
+		reason = d.Reason
 	}
-	if id := traceID(r.Header["Traceparent"]); id != "" {
+	attrs = append(attrs, slog.String("cors", cors))
+	if cors == "refused" {
+		attrs = append(attrs, slog.String("cors_reason", reason.String()))
+	}
+	var id string
+	switch {
+	case rec.trace.IsValid():
+		id = rec.trace.String()
+	case rec.ws:
+		id = traceID(rec.traceparent)
+	default:
+		id = traceID(r.Header["Traceparent"])
+	}
+	if id != "" {
 		attrs = append(attrs, slog.String("trace_id", id))
 	}
 	g.alog.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
@@ -225,7 +278,7 @@ type accessWriter struct {
 }
 
 func (w *accessWriter) WriteHeader(code int) {
-	if w.rec.status == 0 && code >= 200 {
+	if w.rec.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.rec.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -243,6 +296,10 @@ func (w *accessWriter) Write(p []byte) (int, error) {
 func (w *accessWriter) Flush() {
 	if w.rec.status == 0 {
 		w.rec.status = http.StatusOK
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+		return
 	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }

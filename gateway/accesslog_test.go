@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,10 +12,14 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/corsgate/corsgate/gateway"
 	greetv1 "github.com/corsgate/corsgate/gen/greet/v1"
 	"github.com/corsgate/corsgate/gen/greet/v1/greetv1connect"
+	"github.com/corsgate/corsgate/interceptor"
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 const (
@@ -22,9 +27,17 @@ const (
 	secretCookie        = "session=c00kie-value-never-logged"
 )
 
-// accessLines returns the access log's lines parsed, waiting until one has
-// trace id; the line is logged after the answer went out.
-func accessLine(tb testing.TB, buf *syncBuffer, traceID string) map[string]any {
+// accessLine returns the first line of the JSON access log in buf whose
+// trace id is traceID, waiting for it: the line is written after the
+// answer went out.
+func accessLine(tb testing.TB, buf *testutil.SyncBuffer, traceID string) map[string]any {
+	tb.Helper()
+	return findAccessLine(tb, buf, "trace_id "+traceID, func(m map[string]any) bool { return m["trace_id"] == traceID })
+}
+
+// findAccessLine returns the first line of the JSON access log in buf that
+// match accepts, waiting for it; what names it in the failure.
+func findAccessLine(tb testing.TB, buf *testutil.SyncBuffer, what string, match func(map[string]any) bool) map[string]any {
 	tb.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -36,14 +49,39 @@ func accessLine(tb testing.TB, buf *syncBuffer, traceID string) map[string]any {
 			if err := json.Unmarshal([]byte(l), &m); err != nil {
 				tb.Fatalf("access log line is not JSON: %v\n%s", err, l)
 			}
-			if m["trace_id"] == traceID {
+			if match(m) {
 				return m
 			}
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("no access log line with trace_id %s in:\n%s", traceID, buf.String())
+			tb.Fatalf("no access log line with %s in:\n%s", what, buf.String())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkLine reports every attribute of want that line lacks or holds with
+// another value; a nil value in want means the attribute must be absent.
+func checkLine(tb testing.TB, line, want map[string]any) {
+	tb.Helper()
+	for k, v := range want {
+		got, ok := line[k]
+		switch {
+		case v == nil && ok:
+			tb.Errorf("%s = %v, want none\nline: %v", k, got, line)
+		case v != nil && got != v:
+			tb.Errorf("%s = %v, want %v\nline: %v", k, got, v, line)
+		}
+	}
+}
+
+// checkNoSecrets fails when the log holds a header value it must never hold.
+func checkNoSecrets(tb testing.TB, log string) {
+	tb.Helper()
+	for _, secret := range []string{secretAuthorization, "s3cret", secretCookie, "c00kie"} {
+		if strings.Contains(log, secret) {
+			tb.Errorf("the access log holds %q:\n%s", secret, log)
+		}
 	}
 }
 
@@ -58,7 +96,7 @@ func traceparent(n int) (header, id string) {
 // but the Origin and the trace id.
 func TestAccessLog(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	backend := startBackend(t, nil)
 	g, url := startGateway(t, backend, func(c *gateway.Config) {
 		c.AccessLog = slog.New(slog.NewJSONHandler(&buf, nil))
@@ -165,11 +203,7 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("a preflight has no gRPC code: %v", line)
 		}
 	})
-	for _, secret := range []string{secretAuthorization, "s3cret", secretCookie, "c00kie"} {
-		if strings.Contains(buf.String(), secret) {
-			t.Errorf("the access log holds %q:\n%s", secret, buf.String())
-		}
-	}
+	checkNoSecrets(t, buf.String())
 }
 
 // headerInterceptor makes every call of c send a traceparent, an
@@ -202,7 +236,7 @@ func (h headerClient) set(hdr http.Header) {
 // TestAccessLogTraceID: only a valid traceparent gives a trace id.
 func TestAccessLogTraceID(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	g, url := startGateway(t, freeAddr(t), hardFilesOption(t), func(c *gateway.Config) {
 		c.AccessLog = slog.New(slog.NewTextHandler(&buf, nil))
 	})
@@ -233,4 +267,190 @@ func TestAccessLogTraceID(t *testing.T) {
 	if !strings.Contains(out, "protocol=http") || !strings.Contains(out, "procedure=/healthz") {
 		t.Errorf("want the /healthz requests logged as http:\n%s", out)
 	}
+}
+
+// accessLogOption sends the gateway's JSON access log to buf.
+func accessLogOption(buf *testutil.SyncBuffer) gatewayOption {
+	return func(c *gateway.Config) { c.AccessLog = slog.New(slog.NewJSONHandler(buf, nil)) }
+}
+
+// post sends one Connect unary JSON call to path from origin, with a
+// traceparent, an Authorization and a Cookie, and returns the HTTP status.
+func post(tb testing.TB, url, path, origin, tp string) int {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodPost, url+path, strings.NewReader(`{"name":"Ada"}`))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", origin)
+	if tp != "" {
+		req.Header.Set("Traceparent", tp)
+	}
+	req.Header.Set("Authorization", secretAuthorization)
+	req.Header.Set("Cookie", secretCookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestAccessLogRefusals: an unknown procedure and preflights, allowed and
+// refused, each logged with its verdict, and no replica where no backend
+// was asked.
+func TestAccessLogRefusals(t *testing.T) {
+	t.Parallel()
+	var buf testutil.SyncBuffer
+	g, url := startGateway(t, startBackend(t, nil), accessLogOption(&buf))
+	waitReady(t, g)
+
+	tp, id := traceparent(2000)
+	if got := post(t, url, "/greet.v1.GreetService/NoSuchMethod", testOrigin, tp); got != http.StatusNotFound {
+		t.Fatalf("unknown procedure: HTTP %d, want 404", got)
+	}
+	checkLine(t, accessLine(t, &buf, id), map[string]any{
+		"procedure": "/greet.v1.GreetService/NoSuchMethod", "protocol": "connect", "code": "unimplemented",
+		"http_status": float64(404), "cors": "refused", "cors_reason": "procedure", "origin": testOrigin,
+		"route": nil, "backend": nil, "replica": nil,
+	})
+
+	tp, id = traceparent(2001)
+	req, _ := http.NewRequest(http.MethodOptions, url+"/greet.v1.GreetService/Greet", nil)
+	req.Header.Set("Origin", testOrigin)
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "content-type,traceparent")
+	req.Header.Set("Traceparent", tp)
+	req.Header.Set("Authorization", secretAuthorization)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("preflight: HTTP %d, want 204", resp.StatusCode)
+	}
+	checkLine(t, accessLine(t, &buf, id), map[string]any{
+		"protocol": "preflight", "http_status": float64(204), "cors": "allowed", "cors_reason": nil,
+		"route": "backends.default", "backend": "default", "replica": nil, "code": nil, "bytes_in": float64(0),
+	})
+	checkNoSecrets(t, buf.String())
+}
+
+// TestAccessLogReplicas: the line names the replica the balancer picked.
+func TestAccessLogReplicas(t *testing.T) {
+	t.Parallel()
+	a, b := startBackend(t, nil), startBackend(t, nil)
+	var buf testutil.SyncBuffer
+	policy, err := interceptor.New(interceptor.WithAllowedOrigins(testOrigin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(gateway.Config{
+		Policy:    policy,
+		Backends:  []gateway.Backend{{Name: "greet", Addresses: []string{a, b}, Files: greetFiles(t)}},
+		Logger:    slog.New(slog.DiscardHandler),
+		AccessLog: slog.New(slog.NewJSONHandler(&buf, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	url := testutil.ServeHandler(t, g)
+	seen := map[any]int{}
+	for i := range 8 {
+		tp, id := traceparent(3000 + i)
+		if got := post(t, url, "/greet.v1.GreetService/Greet", testOrigin, tp); got != http.StatusOK {
+			t.Fatalf("call %d: HTTP %d", i, got)
+		}
+		line := accessLine(t, &buf, id)
+		checkLine(t, line, map[string]any{"route": "backends.greet", "backend": "greet", "code": "ok"})
+		seen[line["replica"]]++
+	}
+	if len(seen) != 2 || seen[a] == 0 || seen[b] == 0 {
+		t.Errorf("replicas logged %v, want both of %s and %s", seen, a, b)
+	}
+}
+
+// TestAccessLogTracing: with tracing on, the trace id is the span's, also
+// for a call that brought no traceparent.
+func TestAccessLogTracing(t *testing.T) {
+	t.Parallel()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	var buf testutil.SyncBuffer
+	g, url := startGateway(t, startBackend(t, nil), accessLogOption(&buf), func(c *gateway.Config) {
+		c.Tracing = &gateway.Tracing{TracerProvider: tp}
+	})
+	waitReady(t, g)
+
+	if got := post(t, url, "/greet.v1.GreetService/Greet", testOrigin, ""); got != http.StatusOK {
+		t.Fatalf("HTTP %d", got)
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1", len(spans))
+	}
+	id := spans[0].SpanContext.TraceID().String()
+	checkLine(t, accessLine(t, &buf, id), map[string]any{"procedure": "/greet.v1.GreetService/Greet", "code": "ok"})
+
+	if got := post(t, url, "/greet.v1.GreetService/Greet", testOrigin, browserTraceparent); got != http.StatusOK {
+		t.Fatalf("HTTP %d", got)
+	}
+	if spans = exp.GetSpans(); len(spans) != 2 || spans[1].SpanContext.TraceID().String() != browserTraceID {
+		t.Fatalf("spans %v, want a second one in the browser's trace", spans)
+	}
+	accessLine(t, &buf, browserTraceID)
+}
+
+// TestAccessLogWebSocket: a WebSocket stream is one line, written when it
+// ends, with the header message's trace id and the message bytes; a refused
+// upgrade is one line with its verdict.
+func TestAccessLogWebSocket(t *testing.T) {
+	t.Parallel()
+	var buf testutil.SyncBuffer
+	backend := startBackend(t, nil)
+	_, url := startWSGateway(t, backend, gateway.WebSocketConfig{}, accessLogOption(&buf))
+
+	tp, id := traceparent(4000)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	h := http.Header{"Origin": {testOrigin}, "Authorization": {secretAuthorization}, "Cookie": {secretCookie}}
+	c, err := dialWithHeader(t, ctx, url, greetPath+"Greet", h, "traceparent: "+tp+"\r\nauthorization: "+secretAuthorization+"\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.send(&greetv1.GreetRequest{Name: "Ada"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.finish(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.readAll()
+	if err != nil || r.status() != "0" {
+		t.Fatalf("status %q, %v", r.status(), err)
+	}
+	line := accessLine(t, &buf, id)
+	checkLine(t, line, map[string]any{
+		"procedure": greetPath + "Greet", "protocol": "grpc_websocket", "http_status": float64(101), "code": "ok",
+		"route": "backends.default", "backend": "default", "replica": backend, "origin": testOrigin, "cors": "allowed",
+	})
+	// The request frame: 5 bytes of header and the message; the answer:
+	// the header frame, the message and the trailer frame.
+	if in, out := line["bytes_in"].(float64), line["bytes_out"].(float64); in < 5+3 || out < in {
+		t.Errorf("bytes_in %v, bytes_out %v", in, out)
+	}
+
+	if _, resp, err := dialWS(t, ctx, url, greetPath+"Greet", "https://evil.example.net", nil); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("upgrade from a foreign origin: %v, %v", resp, err)
+	}
+	line = findAccessLine(t, &buf, "the foreign origin", func(m map[string]any) bool { return m["origin"] == "https://evil.example.net" })
+	checkLine(t, line, map[string]any{
+		"protocol": "grpc_websocket", "http_status": float64(403), "code": "permission_denied",
+		"cors": "refused", "cors_reason": "origin", "replica": nil, "route": "backends.default",
+	})
+	checkNoSecrets(t, buf.String())
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/corsgate/corsgate/gateway"
@@ -83,6 +84,9 @@ func TestPolicyDumpGreet(t *testing.T) {
 	if m := rd.Policy.MaxAgeSeconds; m.Value != 7200 || m.Source != interceptor.SourceDefault {
 		t.Errorf("max-age %+v", m)
 	}
+	if th := rd.Policy.TraceHeaders; !th.Value || th.Source != interceptor.SourceDefault {
+		t.Errorf("trace-headers %+v", th)
+	}
 	greet := procedureOf(t, rd, "/greet.v1.GreetService/Greet")
 	for _, c := range []struct {
 		list  []interceptor.Sourced[string]
@@ -96,6 +100,9 @@ func TestPolicyDumpGreet(t *testing.T) {
 		{greet.RequestHeaders, "authorization", interceptor.SourceProto},
 		{greet.RequestHeaders, "x-request-id", interceptor.SourceProto},
 		{greet.RequestHeaders, "x-tenant", interceptor.SourceConfig},
+		{greet.RequestHeaders, "traceparent", interceptor.SourceDefault},
+		{greet.RequestHeaders, "tracestate", interceptor.SourceDefault},
+		{greet.RequestHeaders, "baggage", interceptor.SourceDefault},
 		{greet.ExposedHeaders, "Grpc-Status", interceptor.SourceDefault},
 		{greet.ExposedHeaders, "X-Greet-Version", interceptor.SourceProto},
 		{greet.ExposedHeaders, "X-Served-By", interceptor.SourceConfig},
@@ -125,7 +132,7 @@ func TestPolicyDumpGreet(t *testing.T) {
 // config, not proto.
 func TestPolicyDumpServicesConfig(t *testing.T) {
 	t.Parallel()
-	policy, err := interceptor.New(interceptor.WithAllowedOrigins(testOrigin))
+	policy, err := interceptor.New(interceptor.WithAllowedOrigins(testOrigin), interceptor.WithTraceHeaders(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,10 +144,18 @@ func TestPolicyDumpServicesConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = g.Close() })
-	greet := procedureOf(t, getPolicyDump(t, g).Routes[0], "/greet.v1.GreetService/Greet")
+	rd := getPolicyDump(t, g).Routes[0]
+	greet := procedureOf(t, rd, "/greet.v1.GreetService/Greet")
 	if sourceOf(greet.RequestHeaders, "x-from-config") != interceptor.SourceConfig || sourceOf(greet.Methods, "GET") != interceptor.SourceConfig ||
 		greet.BrowserBarred.Source != interceptor.SourceConfig || sourceOf(greet.RequestHeaders, "authorization") != "" {
 		t.Errorf("Greet from the services list: %+v", greet)
+	}
+	// --trace-headers=false: the trace headers are gone, by the config.
+	if th := rd.Policy.TraceHeaders; th.Value || th.Source != interceptor.SourceConfig {
+		t.Errorf("trace-headers %+v", th)
+	}
+	if src := sourceOf(greet.RequestHeaders, "traceparent"); src != "" {
+		t.Errorf("traceparent allowed (%s) with trace headers off", src)
 	}
 }
 
@@ -156,10 +171,20 @@ func TestPolicyDumpRouted(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = g.Close() })
 	dump := getPolicyDump(t, g)
-	if len(dump.Routes) != 2 {
-		t.Fatalf("want 2 routes: %+v", dump.Routes)
+	// The two routes, then the services of test.proto no route claims.
+	if len(dump.Routes) != 3 {
+		t.Fatalf("want 3 routes: %+v", dump.Routes)
 	}
-	greet, testing := dump.Routes[0], dump.Routes[1]
+	greet, testing, rest := dump.Routes[0], dump.Routes[1], dump.Routes[2]
+	if rest.Route != "backends.testing" || rest.Backend != "testing" || len(rest.Services) != 0 {
+		t.Errorf("unclaimed services: route %q backend %q services %v", rest.Route, rest.Backend, rest.Services)
+	}
+	procedureOf(t, rest, "/grpc.testing.ReconnectService/Start")
+	for _, p := range rest.Procedures {
+		if strings.HasPrefix(p.Procedure, "/grpc.testing.TestService/") {
+			t.Errorf("%s is routes[1]'s, listed under %s too", p.Procedure, rest.Route)
+		}
+	}
 	if greet.Route != "routes[0]" || greet.Backend != "greet" || len(greet.Services) != 1 || greet.Services[0] != "greet.v1.*" ||
 		sourceOf(greet.Policy.Origins, testOrigin) != interceptor.SourceConfig {
 		t.Errorf("greet route %+v", greet)

@@ -183,7 +183,14 @@ func (c *call) run() *rpcStatus {
 		// Let the response start while the request still streams in.
 		_ = http.NewResponseController(c.w).EnableFullDuplex()
 	}
-	resp, err := c.route.backend.client.Call(c.ctx, out, c.route.streamType&connect.StreamTypeServer == 0)
+	whole := c.route.streamType&connect.StreamTypeServer == 0
+	var resp *http.Response
+	var err error
+	if c.rec != nil {
+		resp, err = c.callBackend(out, whole)
+	} else {
+		resp, err = c.route.backend.client.Call(c.ctx, out, whole)
+	}
 	if err != nil {
 		return c.failure(err)
 	}

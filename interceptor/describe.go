@@ -48,6 +48,9 @@ type PolicyDescription struct {
 	PrivateNetwork Sourced[bool] `json:"private-network"`
 	// Strict is whether disallowed cross-origin calls are refused.
 	Strict Sourced[bool] `json:"strict"`
+	// TraceHeaders is whether every procedure allows traceparent,
+	// tracestate and baggage ([WithTraceHeaders]).
+	TraceHeaders Sourced[bool] `json:"trace-headers"`
 }
 
 // ProcedureDescription is one procedure's rules under a policy, each with
@@ -78,6 +81,7 @@ func (p *Policy) Describe() PolicyDescription {
 		Credentials:    sourcedBool(p.credentials),
 		PrivateNetwork: sourcedBool(p.privateNetwork),
 		Strict:         sourcedBool(p.strict),
+		TraceHeaders:   Sourced[bool]{Value: p.traceHeaders, Source: SourceDefault},
 		MaxAgeSeconds:  Sourced[int64]{Value: int64(DefaultMaxAge / time.Second), Source: SourceDefault},
 	}
 	m := p.origins
@@ -94,6 +98,9 @@ func (p *Policy) Describe() PolicyDescription {
 	}
 	for _, pat := range m.patterns {
 		d.Origins = append(d.Origins, Sourced[string]{Value: pat.prefix + "*" + pat.suffix, Source: SourceConfig})
+	}
+	if !p.traceHeaders {
+		d.TraceHeaders.Source = SourceConfig // on by default
 	}
 	if p.maxAge == nil {
 		d.MaxAgeSeconds = Sourced[int64]{Value: 0, Source: SourceConfig}
@@ -140,6 +147,9 @@ func (p *Policy) DescribeTable(t *Table, rules Source) []ProcedureDescription {
 		}
 		lower := strings.ToLower
 		d.RequestHeaders = add(nil, lower, SourceDefault, protocolRequestHeaders)
+		if p.traceHeaders {
+			d.RequestHeaders = add(d.RequestHeaders, lower, SourceDefault, traceRequestHeaders)
+		}
 		d.RequestHeaders = add(d.RequestHeaders, lower, rules, tp.request)
 		d.RequestHeaders = add(d.RequestHeaders, lower, SourceConfig, p.allowedHeaders)
 		if p.anyHeader {
