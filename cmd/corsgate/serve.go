@@ -66,9 +66,7 @@ type serveConfig struct {
 	clientCA          string
 	clientAuth        string
 	websockets        websocketFlags
-	accessLog         accessLogValue
-	// stdout gets the access log.
-	stdout io.Writer
+	accessLog         accessLogFlags
 	// services are the config file's per-procedure rules, nil without.
 	services []interceptor.Service
 	// file is the config file, nil without; its backends and routes make
@@ -120,7 +118,7 @@ present one to the backend (mutual TLS).`,
 			if err != nil {
 				return err
 			}
-			cfg.stdout = cmd.OutOrStdout()
+			cfg.accessLog.out = cmd.OutOrStdout()
 			return runServe(cmd.Context(), &cfg, log, cmd.OutOrStdout())
 		},
 	}
@@ -144,7 +142,7 @@ present one to the backend (mutual TLS).`,
 	fs.StringVar(&cfg.clientCA, "client-ca", "", "PEM file of CAs that verify client certificates on --listen (needs --tls-cert)")
 	fs.StringVar(&cfg.clientAuth, "client-auth", "", "with --client-ca: require (the default) or verify-if-given")
 	cfg.websockets.register(fs)
-	registerAccessLog(fs, &cfg.accessLog)
+	cfg.accessLog.register(fs)
 	cfg.cors.Register(fs)
 	return cmd
 }
@@ -207,15 +205,11 @@ func newServeServer(cfg *serveConfig, log *slog.Logger) (*serveServer, error) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.Handle("GET /debug/policy", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.gw.PolicyHandler().ServeHTTP(w, r) }))
+		s.mountDebugPolicy(mux)
 		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: serveReadHeaderTimeout}
 	}
-	accessLog, err := accessLogger(cfg.accessLog, cfg.stdout)
-	if err != nil {
-		return nil, err
-	}
 	gwCfg := gateway.Config{
-		AccessLog:        accessLog,
+		AccessLog:        cfg.accessLog.logger(),
 		Services:         cfg.services,
 		MaxMessageSize:   cfg.maxMessageSize,
 		MaxRequestBuffer: cfg.maxRequestBuffer,

@@ -3,48 +3,65 @@ package main
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 
 	"github.com/spf13/pflag"
 
-	"github.com/corsgate/corsgate/internal/cliflags"
 	"github.com/corsgate/corsgate/internal/config"
 )
 
 // flagAccessLog is the flag (and config key) of the access log.
 const flagAccessLog = "access-log"
 
-// accessLogValue is the pflag.Value of --access-log: off, json or text.
-type accessLogValue string
+// accessLogFlags is corsgate serve's --access-log: the format, and where
+// the lines go.
+type accessLogFlags struct {
+	format accessLogFormat
+	// out gets the lines: the command's standard output; nil means
+	// os.Stdout.
+	out io.Writer
+}
 
-func (v *accessLogValue) Set(s string) error {
+// accessLogFormat is the pflag.Value of --access-log: off, json or text,
+// checked as the config key is.
+type accessLogFormat string
+
+func (v *accessLogFormat) Set(s string) error {
 	if err := config.CheckAccessLog(s); err != nil {
 		return err
 	}
-	*v = accessLogValue(s)
+	*v = accessLogFormat(s)
 	return nil
 }
 
-func (v *accessLogValue) String() string { return string(*v) }
-func (v *accessLogValue) Type() string   { return "format" }
+func (v *accessLogFormat) String() string { return string(*v) }
+func (v *accessLogFormat) Type() string   { return "format" }
 
-func registerAccessLog(fs *pflag.FlagSet, v *accessLogValue) {
-	*v = "off"
-	fs.Var(v, flagAccessLog, "one line per call on standard output: off, json or text")
+func (a *accessLogFlags) register(fs *pflag.FlagSet) {
+	a.format = "off"
+	fs.Var(&a.format, flagAccessLog, "one line per call on standard output: off, json or text")
 }
 
-// accessLogger is the access log of format on w; nil when off.
-func accessLogger(format accessLogValue, w io.Writer) (*slog.Logger, error) {
+// logger is the access log for gateway.Config.AccessLog; nil when off.
+func (a *accessLogFlags) logger() *slog.Logger {
+	w := a.out
 	if w == nil {
 		w = os.Stdout
 	}
-	switch format {
-	case "", "off":
-		return nil, nil
+	switch a.format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
+		return slog.New(slog.NewJSONHandler(w, nil))
 	case "text":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
+		return slog.New(slog.NewTextHandler(w, nil))
 	}
-	return nil, cliflags.Usagef("--%s %q: give off, json or text", flagAccessLog, string(format))
+	return nil
+}
+
+// mountDebugPolicy serves the policy dump of s's gateway at GET
+// /debug/policy of the metrics listener: the table in force at each request.
+func (s *serveServer) mountDebugPolicy(mux *http.ServeMux) {
+	mux.Handle("GET /debug/policy", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.gw.PolicyHandler().ServeHTTP(w, r)
+	}))
 }
