@@ -15,33 +15,9 @@ import (
 	"github.com/corsgate/corsgate/interceptor"
 )
 
-// The access log ([Config.AccessLog]) has one line per request, message
-// "access", at info level, with these attributes (absent ones omitted):
-//
-//	procedure    the request path, cut at maxLoggedPath bytes
-//	protocol     grpc_web, grpc_web_text, connect, grpc, grpc_websocket (a
-//	             WebSocket stream, logged when it ends); preflight; http for
-//	             anything else
-//	route        the route's name: "routes[0]", or "backends.NAME" for a service no route claims
-//	backend      the backend's name
-//	replica      the replica's host:port that took the call: the backend's one
-//	             address, or the one the balancer of its replicas picked;
-//	             absent when no backend was asked
-//	code         the gRPC code in snake case ("ok", "permission_denied"); not for
-//	             preflights and plain HTTP answers
-//	http_status  the HTTP status of the answer (101 for a WebSocket stream)
-//	duration_ms  from the request's arrival to the end of its answer
-//	bytes_in     request body bytes read, as sent on the wire
-//	bytes_out    response body bytes written (WebSocket message bytes)
-//	origin       the Origin header, cut at maxLoggedOrigin bytes
-//	cors         allowed, refused, same-origin, none (no Origin), or unknown
-//	cors_reason  the failed check when refused: origin, procedure, barred, method, header
-//	trace_id     the trace id of the call's OpenTelemetry span when tracing is
-//	             on, else of a valid W3C traceparent header
-//
-// No other header value is ever logged: not authorization, not cookies.
-// With no access log, the hot path pays one nil check per step below and
-// allocates nothing.
+// The access log: [Config.AccessLog] documents its lines. With no access
+// log, each step below is skipped after a nil check, and nothing is
+// allocated.
 
 const (
 	maxLoggedPath   = 256

@@ -150,10 +150,34 @@ type Config struct {
 	// Resolver resolves the "dns:///host:port" addresses of backends to
 	// their replicas. Nil means net.DefaultResolver; tests inject their own.
 	Resolver Resolver
-	// AccessLog, when not nil, gets one line per request at info level
-	// (see [Gateway.ServeHTTP] and accesslog.go for the fields); never a
-	// header value but the Origin and the trace id of traceparent. Nil:
-	// no access log, at no cost per call.
+	// AccessLog, when not nil, gets one line per request, message
+	// "access" at info level, written when the answer ended (for a
+	// WebSocket stream, when the stream ended), with these attributes,
+	// absent ones omitted:
+	//
+	//	procedure    the request path, cut at 256 bytes
+	//	protocol     grpc_web, grpc_web_text, connect, grpc, grpc_websocket;
+	//	             preflight; http for anything else
+	//	route        "routes[0]", or "backends.NAME" for a service no route claims
+	//	backend      the backend's name
+	//	replica      the address that took the call: the backend's one address,
+	//	             or the replica the balancer picked; absent when no backend
+	//	             was asked
+	//	code         the gRPC code in snake case ("ok", "permission_denied");
+	//	             absent for preflights and plain HTTP answers
+	//	http_status  the HTTP status (101 for a WebSocket stream)
+	//	duration_ms  from the request's arrival to the end of its answer
+	//	bytes_in     request body bytes read, as sent (WebSocket: the frames)
+	//	bytes_out    response body bytes written (WebSocket: the messages)
+	//	origin       the Origin header, cut at 256 bytes
+	//	cors         allowed, refused, same-origin, none (no Origin) or unknown
+	//	cors_reason  when refused: origin, procedure, barred, method or header
+	//	trace_id     the call's span's trace id when [Config.Tracing] made
+	//	             one, else that of a valid W3C traceparent header
+	//
+	// No other header value is ever logged: not Authorization, not
+	// cookies. Nil: no access log, at the cost of a nil check per call and
+	// no allocation.
 	AccessLog *slog.Logger
 	// WebSockets, when not nil, also serves improbable-eng/grpc-web's
 	// WebSocket transport (every stream type, client and bidi streams
