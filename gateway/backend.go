@@ -74,6 +74,14 @@ type backendClient interface {
 	Close() error
 }
 
+// replicaCaller is a backendClient over several replicas that can tell
+// which one took a call, for the access log; a [balancer.Pool] is one.
+type replicaCaller interface {
+	// CallReplica is Call, and returns the address of the replica that
+	// took the call, "" when none did.
+	CallReplica(ctx context.Context, req *http.Request, whole bool) (*http.Response, string, error)
+}
+
 // h2Backend is a backendClient with one address: the gateway's HTTP/2
 // client alone, the cheapest path.
 type h2Backend struct{ *h2client.Transport }

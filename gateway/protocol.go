@@ -83,6 +83,8 @@ type call struct {
 	// ws is the writer of a call carried by a WebSocket stream, nil for
 	// HTTP.
 	ws *wsResponse
+	// rec is the call's access log record, nil without an access log.
+	rec *accessRecord
 }
 
 // okStatus is the status of a successful call.
@@ -98,6 +100,9 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 	}
 	c := &call{g: g, st: st, w: w, r: r, ctx: r.Context(), proto: p, class: class, codec: codec}
 	c.ws, _ = w.(*wsResponse)
+	if g.alog != nil {
+		c.rec = recordOf(r)
+	}
 	if g.budget.limit > 0 {
 		c.share.b = &g.budget
 	}
@@ -130,6 +135,9 @@ func (g *Gateway) serveRPC(st *state, w http.ResponseWriter, r *http.Request) {
 func (c *call) abort(st *rpcStatus) {
 	c.route.metrics.observe(c.proto.name(), st.Code, time.Since(c.start))
 	c.endSpan(st)
+	if c.rec != nil {
+		c.rec.end(c, c.route, st)
+	}
 	panic(http.ErrAbortHandler)
 }
 
@@ -179,7 +187,14 @@ func (c *call) run() *rpcStatus {
 		// Let the response start while the request still streams in.
 		_ = http.NewResponseController(c.w).EnableFullDuplex()
 	}
-	resp, err := c.route.backend.client.Call(c.ctx, out, c.route.streamType&connect.StreamTypeServer == 0)
+	whole := c.route.streamType&connect.StreamTypeServer == 0
+	var resp *http.Response
+	var err error
+	if c.rec != nil {
+		resp, err = c.callBackend(out, whole)
+	} else {
+		resp, err = c.route.backend.client.Call(c.ctx, out, whole)
+	}
 	if err != nil {
 		return c.failure(err)
 	}
@@ -237,6 +252,9 @@ func (c *call) finish(start time.Time, rt *route, st *rpcStatus) {
 		rt.metrics.observe(c.proto.name(), st.Code, time.Since(start))
 	} else {
 		c.g.metrics.observeUnrouted(c.proto.name(), st.Code)
+	}
+	if c.rec != nil {
+		c.rec.end(c, rt, st)
 	}
 }
 

@@ -138,6 +138,9 @@ func (c *call) startSpan() {
 		}
 	}
 	c.ctx, c.span = tr.t.Start(ctx, rt.name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	if c.rec != nil {
+		c.rec.trace = c.span.SpanContext().TraceID()
+	}
 }
 
 // injectTrace writes the call's span into the backend request's headers,

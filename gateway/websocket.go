@@ -179,6 +179,11 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	v := guard.Check(r, ws.allowMissing)
+	var rec *accessRecord
+	if g.alog != nil {
+		rec = recordOf(r)
+		rec.upgrade(&v)
+	}
 	if !v.Allowed {
 		g.metrics.observeUnrouted("grpc_websocket", connect.CodePermissionDenied)
 		http.Error(w, "corsgate: websocket upgrade refused (check: "+v.Reason.String()+")", http.StatusForbidden)
@@ -216,7 +221,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stop := context.AfterFunc(g.ctx, cancel) // Gateway.Close ends the streams
 	defer stop()
-	s := &wsStream{g: g, st: st, conn: conn, r: r, verdict: &v, guard: guard, policy: policy, ctx: ctx, cancel: cancel}
+	s := &wsStream{g: g, st: st, conn: conn, r: r, verdict: &v, guard: guard, policy: policy, ctx: ctx, cancel: cancel, rec: rec}
 	s.serve()
 }
 

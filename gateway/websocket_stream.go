@@ -41,6 +41,7 @@ type wsStream struct {
 	cancel  context.CancelFunc
 	body    *wsBody
 	pinger  atomic.Pointer[time.Timer]
+	rec     *accessRecord // nil without an access log
 }
 
 // serve reads the header message, runs the call and closes the socket.
@@ -49,6 +50,10 @@ func (s *wsStream) serve() {
 	if st != nil {
 		s.g.metrics.observeUnrouted("grpc_websocket", st.Code)
 		w := &wsResponse{conn: s.conn, ctx: s.ctx, verdict: s.verdict, header: http.Header{}}
+		if s.rec != nil {
+			s.rec.rpc, s.rec.code = true, st.Code
+			w.out = &s.rec.out
+		}
 		wire.WriteError(w, wire.Class{Protocol: wire.ProtocolGRPCWeb, Codec: wire.CodecProto}, st, nil)
 		_ = s.conn.Close(websocket.StatusNormalClosure, "")
 		return
@@ -73,6 +78,13 @@ func (s *wsStream) serve() {
 	}
 	req = req.WithContext(s.ctx)
 	w := &wsResponse{conn: s.conn, ctx: s.ctx, verdict: s.verdict, header: make(http.Header, 4)}
+	if s.rec != nil {
+		// serveRPC finds the record in the context, which comes from the
+		// upgrade request's.
+		s.rec.traceparent = h["Traceparent"]
+		req.Body = &countingBody{ReadCloser: s.body, n: &s.rec.in}
+		w.out = &s.rec.out
+	}
 	if s.call(w, req) {
 		_ = s.conn.Close(websocket.StatusNormalClosure, "")
 	} else {
@@ -170,6 +182,7 @@ type wsResponse struct {
 	discard  bool // an HTTP-level refusal's text body
 	deadline time.Time
 	err      error
+	out      *atomic.Int64 // counts the bytes sent for the access log; nil: not counted
 }
 
 func (w *wsResponse) Header() http.Header { return w.header }
@@ -243,6 +256,9 @@ func (w *wsResponse) send(p []byte) error {
 	if err := w.conn.Write(ctx, websocket.MessageBinary, p); err != nil {
 		w.err = err
 		return err
+	}
+	if w.out != nil {
+		w.out.Add(int64(len(p)))
 	}
 	return nil
 }

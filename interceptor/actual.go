@@ -54,17 +54,7 @@ func (h *handler) actual(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acao := h.checkOrigin(origin)
-	reason := ReasonOK
-	switch {
-	case acao == nil:
-		reason = ReasonOrigin
-	case rt == nil:
-		reason = ReasonProcedure
-	case rt.barred:
-		reason = ReasonBarred
-	case !rt.methods.has(r.Method):
-		reason = ReasonMethod
-	}
+	reason := requestReason(acao, rt, r.Method)
 	// A browser-barred procedure never runs for another origin, strict or
 	// not, whatever the origin: its preflight is always refused, but a
 	// request can still arrive without one (a simple request, or after a

@@ -16,16 +16,7 @@ func (h *handler) preflight(w http.ResponseWriter, r *http.Request, origin, acrm
 	reason, detail := ReasonOK, ""
 	acao := h.checkOrigin(origin)
 	var acrh []string // read only when the earlier checks pass
-	switch {
-	case acao == nil:
-		reason = ReasonOrigin
-	case rt == nil:
-		reason = ReasonProcedure
-	case rt.barred:
-		reason = ReasonBarred
-	case len(acrm) != 1 || !rt.methods.has(acrm[0]):
-		reason = ReasonMethod
-	default:
+	if reason = requestReason(acao, rt, preflightMethod(acrm)); reason == ReasonOK {
 		acrh = r.Header[hACRH]
 		if bad, ok := rt.checkHeaders(acrh); !ok {
 			reason, detail = ReasonHeader, bad

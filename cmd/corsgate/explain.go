@@ -92,21 +92,9 @@ Exit status: 0 when the browser would be allowed, 1 when it would be refused,
 var errRefused = errors.New("a browser would be refused")
 
 func runExplain(ctx context.Context, fs *pflag.FlagSet, f *explainFlags, stdout, stderr io.Writer) error {
-	var file *config.File
-	if f.configPath != "" {
-		var err error
-		if file, err = config.Load(f.configPath); err != nil {
-			return &cliflags.UsageError{Err: err}
-		}
-		values := file.Values()
-		for k := range values {
-			if fs.Lookup(k) == nil { // keys of serve alone (listen, tls-cert, ...)
-				delete(values, k)
-			}
-		}
-		if err := cliflags.ApplyUnchanged(fs, values); err != nil {
-			return err
-		}
+	file, err := loadCommandConfig(fs, f.configPath)
+	if err != nil {
+		return err
 	}
 	if err := f.check(); err != nil {
 		return err
@@ -140,6 +128,29 @@ func runExplain(ctx context.Context, fs *pflag.FlagSet, f *explainFlags, stdout,
 		return errRefused
 	}
 	return nil
+}
+
+// loadCommandConfig loads the config file at path, if any, into the flags
+// of fs not given on the command line; keys of corsgate serve alone are
+// skipped. It returns nil without a path.
+func loadCommandConfig(fs *pflag.FlagSet, path string) (*config.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	file, err := config.Load(path)
+	if err != nil {
+		return nil, &cliflags.UsageError{Err: err}
+	}
+	values := file.Values()
+	for k := range values {
+		if fs.Lookup(k) == nil { // keys of serve alone (listen, tls-cert, ...)
+			delete(values, k)
+		}
+	}
+	if err := cliflags.ApplyUnchanged(fs, values); err != nil {
+		return nil, err
+	}
+	return file, nil
 }
 
 // check refuses flag values no browser request could have.

@@ -18,26 +18,11 @@ import (
 // and returns the CORS rules and the policy of its route, with a source
 // line naming the route, the backend and the route's settings.
 func (f *explainFlags) routedTable(ctx context.Context, file *config.File, log *slog.Logger) (*interceptor.Table, string, *interceptor.Policy, error) {
-	sc := &serveConfig{cors: f.cors, file: file, configPath: f.configPath}
-	var gw gateway.Config
-	if err := sc.routedConfig(&gw, log, nil); err != nil {
+	g, err := f.routedGateway(ctx, file, log)
+	if err != nil {
 		return nil, "", nil, err
 	}
-	gw.Services, gw.Logger, gw.ReflectionInterval = file.Services, log, -1
-	g, err := gateway.New(gw)
-	if err != nil {
-		var re *gateway.RoutingError
-		if errors.As(err, &re) {
-			return nil, "", nil, cliflags.Usagef("config %s: %s: %w", f.configPath, re.Key, re.Err)
-		}
-		return nil, "", nil, &cliflags.UsageError{Err: fmt.Errorf("config %s: %w", f.configPath, err)}
-	}
 	defer g.Close()
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	if err := g.Ready(ctx); err != nil {
-		return nil, "", nil, fmt.Errorf("descriptors of the backends of %s: %w", f.configPath, err)
-	}
 	res, ok := g.Resolve(f.procedure)
 	if !ok {
 		return nil, "", nil, fmt.Errorf("%s is not routed by %s: no backend serves it (UNIMPLEMENTED)", f.procedure, f.configPath)
@@ -55,6 +40,33 @@ func (f *explainFlags) routedTable(ctx context.Context, file *config.File, log *
 	}
 	source := fmt.Sprintf("%s\nroute: %s\nbackend: %s\npolicy: %s", "routing table of "+f.configPath, route, res.Backend, describePolicy(settings))
 	return res.Table, source, res.Policy, nil
+}
+
+// routedGateway builds the gateway of a config with backends, as corsgate
+// serve builds it, and waits for every backend's descriptors. The caller
+// closes it.
+func (f *explainFlags) routedGateway(ctx context.Context, file *config.File, log *slog.Logger) (*gateway.Gateway, error) {
+	sc := &serveConfig{cors: f.cors, file: file, configPath: f.configPath}
+	var gw gateway.Config
+	if err := sc.routedConfig(&gw, log, nil); err != nil {
+		return nil, err
+	}
+	gw.Services, gw.Logger, gw.ReflectionInterval = file.Services, log, -1
+	g, err := gateway.New(gw)
+	if err != nil {
+		var re *gateway.RoutingError
+		if errors.As(err, &re) {
+			return nil, cliflags.Usagef("config %s: %s: %w", f.configPath, re.Key, re.Err)
+		}
+		return nil, &cliflags.UsageError{Err: fmt.Errorf("config %s: %w", f.configPath, err)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	if err := g.Ready(ctx); err != nil {
+		_ = g.Close()
+		return nil, fmt.Errorf("descriptors of the backends of %s: %w", f.configPath, err)
+	}
+	return g, nil
 }
 
 // describePolicy says a route's CORS settings in config-key terms.

@@ -69,6 +69,7 @@ type serveConfig struct {
 	clientCA          string
 	clientAuth        string
 	websockets        websocketFlags
+	accessLog         accessLogFlags
 	// services are the config file's per-procedure rules, nil without.
 	services []interceptor.Service
 	// file is the config file, nil without; its backends and routes make
@@ -127,6 +128,7 @@ present one to the backend (mutual TLS).`,
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			cfg.accessLog.out = cmd.OutOrStdout()
 			return runServe(cmd.Context(), &cfg, log, level, cmd.OutOrStdout())
 		},
 	}
@@ -156,6 +158,7 @@ func (c *serveConfig) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.clientCA, "client-ca", "", "PEM file of CAs that verify client certificates on --listen (needs --tls-cert)")
 	fs.StringVar(&c.clientAuth, "client-auth", "", "with --client-ca: require (the default) or verify-if-given")
 	c.websockets.register(fs)
+	c.accessLog.register(fs)
 	c.cors.Register(fs)
 }
 
@@ -243,6 +246,7 @@ func newServeServer(cfg *serveConfig, log *slog.Logger, level *slog.LevelVar) (*
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		s.mountDebugPolicy(mux)
 		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: serveReadHeaderTimeout}
 	}
 	var tc *tls.Config
@@ -303,6 +307,7 @@ func (s *serveServer) gateway() *gateway.Gateway { return s.handler.current().gw
 // clients.
 func (c *serveConfig) newGateway(log *slog.Logger, metrics *gateway.Metrics, clients *gateway.Clients, tracing *gateway.Tracing) (*gateway.Gateway, error) {
 	gwCfg := gateway.Config{
+		AccessLog:        c.accessLog.logger(),
 		Services:         c.services,
 		MaxMessageSize:   c.maxMessageSize,
 		MaxRequestBuffer: c.maxRequestBuffer,

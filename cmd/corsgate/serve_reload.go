@@ -220,6 +220,7 @@ func (c *serveConfig) reread() (*serveConfig, error) {
 	next := &serveConfig{cmdLine: c.cmdLine}
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	next.register(fs)
+	next.accessLog.out = c.accessLog.out // where the process writes, not config
 	for _, f := range c.cmdLine {
 		fl := fs.Lookup(f.name)
 		if fl == nil {

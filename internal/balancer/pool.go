@@ -84,6 +84,23 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 // package doc). The call counts as outstanding on its replica until its
 // response body was read to its end or closed.
 func (p *Pool) Call(ctx context.Context, req *http.Request, whole bool) (*http.Response, error) {
+	resp, _, err := p.call(ctx, req, whole)
+	return resp, err
+}
+
+// CallReplica is [Pool.Call] that also returns the address of the replica
+// that took the call (the second one of a retried call), "" when no replica
+// was picked. The gateway's access log names it.
+func (p *Pool) CallReplica(ctx context.Context, req *http.Request, whole bool) (*http.Response, string, error) {
+	resp, r, err := p.call(ctx, req, whole)
+	if r == nil {
+		return resp, "", err
+	}
+	return resp, r.addr, err
+}
+
+// call is Call, with the replica that took the call, nil when none.
+func (p *Pool) call(ctx context.Context, req *http.Request, whole bool) (*http.Response, *replica, error) {
 	select {
 	case <-p.resolved:
 	default:
@@ -91,30 +108,31 @@ func (p *Pool) Call(ctx context.Context, req *http.Request, whole bool) (*http.R
 		case <-p.resolved:
 		case <-ctx.Done():
 			h2client.CloseBody(req)
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
 	r, err := p.pick(nil)
 	if err != nil {
 		h2client.CloseBody(req)
-		return nil, err
+		return nil, nil, err
 	}
 	resp, err := p.callOn(ctx, r, req, whole)
 	if err == nil || !h2client.Unprocessed(err) || ctx.Err() != nil {
-		return resp, err
+		return resp, r, err
 	}
 	again, rerr := h2client.Rewind(req)
 	if rerr != nil {
-		return nil, err
+		return nil, r, err
 	}
 	r2, perr := p.pick(r)
 	if perr != nil {
 		h2client.CloseBody(again)
-		return nil, err // the first error says more than "no other replica"
+		return nil, r, err // the first error says more than "no other replica"
 	}
 	p.s.log.Debug("balancer: call retried on another replica", "backend", p.s.name,
 		"from", r.addr, "to", r2.addr, "err", err)
-	return p.callOn(ctx, r2, again, whole)
+	resp, err = p.callOn(ctx, r2, again, whole)
+	return resp, r2, err
 }
 
 // callOn makes the call on r, which pick counted as outstanding.

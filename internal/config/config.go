@@ -134,6 +134,9 @@ type File struct {
 	// Watch reloads the config when this file or the TLS files change;
 	// true when absent. SIGHUP reloads either way.
 	Watch bool `json:"watch,omitempty"`
+	// AccessLog is "off" (the default), "json" or "text": one line per
+	// call on standard output.
+	AccessLog string `json:"access-log,omitempty"`
 	// BackendCert and BackendKey are the PEM client certificate and key the
 	// gateway presents to the backend (mutual TLS); both or neither.
 	BackendCert string `json:"backend-cert,omitempty"`

@@ -43,6 +43,7 @@ var hardInvalidValues = map[string][]string{
 	"backend-key":       {`""`, `"k\0"`},
 	"client-ca":         {`""`, `"a\0b"`, `[ca.pem]`},
 	"client-auth":       {`"maybe"`, `""`, `true`},
+	"access-log":        {`"verbose"`, `""`, `"JSON"`, `true`, `[json]`},
 	"backends": {`[a]`, `{}`, `{greet: {}}`, `{greet: {addresses: []}}`, `{greet: {addresses: [nope]}}`,
 		`{"a.b": {addresses: ["g:1"]}}`, `{greet: {addresses: ["g:1"], adresses: ["g:2"]}}`,
 		`{greet: {addresses: ["dns:///g:1", "g:2"]}}`, `{greet: {addresses: ["g:1", "https://g:2"]}}`,

@@ -38,6 +38,7 @@ func (f *File) validate() error {
 		{key: "websocket-ping-interval", check: func() error { return CheckWebSocketPing(time.Duration(f.WebSocketPingInterval)) }},
 		{key: "websocket-max-streams", check: func() error { return CheckWebSocketStreams(f.WebSocketMaxStreams) }},
 		{key: "log-level", check: func() error { return checkLevel(f.LogLevel) }},
+		{key: "access-log", check: func() error { return CheckAccessLog(f.AccessLog) }},
 		{key: "services", check: func() error { return checkServices(f.Services) }},
 		{key: "backend-cert", check: func() error { return checkPath(f.BackendCert) }},
 		{key: "backend-key", check: func() error { return checkPath(f.BackendKey) }},
