@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/http"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -140,11 +141,32 @@ func (c *call) endSpan(st *rpcStatus) {
 		return
 	}
 	c.span = nil
+	finishSpan(span, c.proto.name(), st)
+}
+
+// startSpan starts the span of a call through [Gateway.GRPCServer], as
+// [call.startSpan] does, from the client's metadata in h, the backend
+// request's headers; the span is then injected into h in place of the
+// client's trace context.
+func (c *grpcCall) startSpan(h http.Header) {
+	tr := c.g.tracer
+	rt := c.rt.trace
+	ctx := tr.prop.Extract(c.ctx, propagation.HeaderCarrier(h))
+	attrs := make([]attribute.KeyValue, 0, len(rt.attrs)+2)
+	attrs = append(attrs, attribute.String("rpc.system", rpcSystem(grpcProtocol)))
+	attrs = append(attrs, rt.attrs...)
+	attrs = append(attrs, AttrProtocol.String(grpcProtocol))
+	c.ctx, c.span = tr.t.Start(ctx, rt.name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	tr.prop.Inject(c.ctx, propagation.HeaderCarrier(h))
+}
+
+// finishSpan records a call's final status on its span and ends it.
+func finishSpan(span trace.Span, protocol string, st *rpcStatus) {
 	code := connect.Code(0)
 	if st != nil && st != okStatus {
 		code = st.Code
 	}
-	switch system := rpcSystem(c.proto.name()); system {
+	switch system := rpcSystem(protocol); system {
 	case "connect_rpc":
 		if code != 0 {
 			span.SetAttributes(attribute.String("rpc.connect_rpc.error_code", code.String()))
