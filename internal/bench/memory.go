@@ -50,7 +50,7 @@ func runMemory(ctx context.Context, t *target, n int) (memoryResult, error) {
 	p := protocols[res.protocol]
 	hc := newHTTPClient(p, n)
 	defer hc.CloseIdleConnections()
-	client := newGreetClient(hc, t.addr, p)
+	client := newGreetClient(hc, t.addrFor(p.name), p)
 	pid := t.proc.pid()
 	_ = resetPeak(pid)
 	var err error

@@ -93,7 +93,7 @@ func runStreamCell(ctx context.Context, t *target, recv receiver, count int, res
 // connectReceiver reads streams with a connect-go client speaking p.
 func connectReceiver(t *target, p protocol) (receiver, func()) {
 	hc := newHTTPClient(p, 1)
-	client := newGreetClient(hc, t.addr, p)
+	client := newGreetClient(hc, t.addrFor(p.name), p)
 	return func(ctx context.Context, count int) (int, error) {
 		return receiveConnect(ctx, client, count)
 	}, hc.CloseIdleConnections

@@ -54,6 +54,7 @@ type target struct {
 	proc      *proc  // the measured process
 	ok        map[string]bool
 	notes     map[string]string // protocol → why it is not measured
+	addrs     map[string]string // protocol → host:port, when not addr (see addrFor)
 	heap      func(ctx context.Context) (uint64, error)
 	heapLabel string
 	desc      string // for the report: what runs and which process is measured
@@ -121,11 +122,11 @@ func startTarget(ctx context.Context, name string, backend *proc, backendAddrs c
 		t.addr, t.proc = "127.0.0.1:"+strconv.Itoa(port), p
 		t.heap, t.heapLabel = promHeap("http://"+t.addr+"/metrics"), "go_memstats_heap_inuse_bytes (/metrics)"
 	case targetCorsgate:
-		p, addr, metrics, err := startCorsgate(ctx, cfg, backendAddrs.Addr, tmp, log)
+		p, addr, metrics, addrs, err := startCorsgate(ctx, cfg, backendAddrs.Addr, tmp, log)
 		if err != nil {
 			return nil, err
 		}
-		t.addr, t.proc = addr, p
+		t.addr, t.addrs, t.proc = addr, addrs, p
 		if cfg.corsgateBin != "" {
 			t.desc = "`corsgate serve` (" + cfg.corsgateBin + ") in front of the grpc-go backend; figures are the gateway process"
 		}
@@ -151,7 +152,7 @@ func (t *target) probe(ctx context.Context) error {
 	for i, name := range cands {
 		p := protocols[name]
 		hc := newHTTPClient(p, 1)
-		c := newGreetClient(hc, t.addr, p)
+		c := newGreetClient(hc, t.addrFor(name), p)
 		var err error
 		for {
 			callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -219,51 +220,57 @@ func goEnv(ctx context.Context, name string) (string, error) {
 }
 
 // startCorsgate builds ./cmd/corsgate (unless -corsgate names a binary) and
-// runs `corsgate serve` on a free port. It returns the gateway's address and,
-// when the binary has --metrics-listen, the metrics address.
-func startCorsgate(ctx context.Context, cfg config, backend, tmp string, log *slog.Logger) (p *proc, addr, metrics string, err error) {
+// runs `corsgate serve` on a free port. It returns the gateway's address,
+// when the binary has --metrics-listen the metrics address, and the
+// addresses of protocols served on listeners of their own.
+func startCorsgate(ctx context.Context, cfg config, backend, tmp string, log *slog.Logger) (p *proc, addr, metrics string, addrs map[string]string, err error) {
 	bin := cfg.corsgateBin
 	if bin == "" {
 		// The repository's root: the directory of go.work, which joins
 		// this module to the root module.
 		root, err := goEnv(ctx, "GOWORK")
 		if err != nil {
-			return nil, "", "", err
+			return nil, "", "", nil, err
 		}
 		if root == "" || root == "off" {
-			return nil, "", "", errors.New("not inside the corsgate repository's workspace: run the bench from the repository, or pass -corsgate")
+			return nil, "", "", nil, errors.New("not inside the corsgate repository's workspace: run the bench from the repository, or pass -corsgate")
 		}
 		bin = filepath.Join(tmp, "corsgate")
 		log.Info("building corsgate", "out", bin)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/corsgate")
 		cmd.Dir = filepath.Dir(root)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, "", "", fmt.Errorf("go build ./cmd/corsgate: %w\n%s", err, out)
+			return nil, "", "", nil, fmt.Errorf("go build ./cmd/corsgate: %w\n%s", err, out)
 		}
 	}
 	help, _ := exec.CommandContext(ctx, bin, "serve", "--help").CombinedOutput()
 	if !strings.Contains(string(help), "--backend") {
-		return nil, "", "", fmt.Errorf("%s serve has no --backend flag; its help:\n%s", bin, help)
+		return nil, "", "", nil, fmt.Errorf("%s serve has no --backend flag; its help:\n%s", bin, help)
 	}
 	port, err := freePort()
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", "", nil, err
 	}
 	addr = "127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"serve", "--listen=" + addr, "--backend=" + backend, "--allow-origin=" + benchOrigin}
 	if cfg.corsgateMetr && strings.Contains(string(help), "--metrics-listen") {
 		mport, err := freePort()
 		if err != nil {
-			return nil, "", "", err
+			return nil, "", "", nil, err
 		}
 		metrics = "127.0.0.1:" + strconv.Itoa(mport)
 		args = append(args, "--metrics-listen="+metrics)
 	}
+	grpcArgs, addrs, err := grpcListenArgs(string(help))
+	if err != nil {
+		return nil, "", "", nil, err
+	}
+	args = append(args, grpcArgs...)
 	p, err = startProc(targetCorsgate, bin, args, nil, nil)
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", "", nil, err
 	}
-	return p, addr, metrics, nil
+	return p, addr, metrics, addrs, nil
 }
 
 // expvarHeap reads runtime.MemStats.HeapInuse from a child's /debug/vars.

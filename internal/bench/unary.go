@@ -67,7 +67,7 @@ func (r *unaryResult) percentile(q float64) time.Duration {
 func runUnaryCell(ctx context.Context, t *target, p protocol, conc int, cfg config, res *unaryResult) error {
 	hc := newHTTPClient(p, conc)
 	defer hc.CloseIdleConnections()
-	client := newGreetClient(hc, t.addr, p)
+	client := newGreetClient(hc, t.addrFor(p.name), p)
 	pid := t.proc.pid()
 	if err := resetPeak(pid); err != nil {
 		res.peakNote = "peak since process start (clear_refs: " + err.Error() + ")"
