@@ -161,17 +161,22 @@ func (c *grpcCall) run() *rpcStatus {
 		out.ContentLength = -1
 	}
 	whole := rt.streamType&connect.StreamTypeServer == 0
-	// Canceled before the response body is closed: closing waits for the
-	// request body's sender, which may wait for a client that waits for
-	// the answer.
-	ctx, cancel := context.WithCancel(c.ctx)
-	defer cancel()
+	ctx, cancel := c.ctx, context.CancelFunc(nil)
+	if c.body != nil {
+		// Canceled before the response body is closed: closing waits for
+		// the request body's sender, which may wait for a client that
+		// waits for the answer.
+		ctx, cancel = context.WithCancel(c.ctx)
+		defer cancel()
+	}
 	resp, err := rt.backend.client.Call(ctx, out, whole)
 	if err != nil {
 		return c.failure(err)
 	}
 	defer func() {
-		cancel()
+		if cancel != nil {
+			cancel()
+		}
 		_ = resp.Body.Close()
 	}()
 	return c.respond(resp, whole)
