@@ -49,7 +49,9 @@ const (
 // grpc-status-details-bin come back. Messages are checked against
 // [Config.MaxMessageSize] (RESOURCE_EXHAUSTED) and are forwarded
 // uncompressed: a client's gzip messages are decompressed, and answers are
-// compressed as the client's request was, as grpc-go does. Calls are
+// compressed as the client's request was, as grpc-go does. Each message is
+// held whole on its way, so a backend message larger than MaxMessageSize
+// and 64 MiB fails the call with RESOURCE_EXHAUSTED. Calls are
 // counted in [Metrics] and traced as ServeHTTP's are, with protocol "grpc".
 // CORS does not apply: browsers never speak gRPC. [Config.StallTimeout] and
 // [Config.BodyTimeout] do not apply either: grpc-go's flow control holds

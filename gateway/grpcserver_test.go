@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/corsgate/corsgate/gateway"
@@ -346,5 +348,36 @@ func TestGRPCServerTracing(t *testing.T) {
 	wantTP := "00-" + browserTraceID + "-" + s.SpanContext.SpanID().String() + "-01"
 	if len(rec.calls) != 1 || rec.calls[0].Header.Get("Traceparent") != wantTP {
 		t.Errorf("backend calls %v, want one with traceparent %s", rec.calls, wantTP)
+	}
+}
+
+// TestGRPCServerReflection lists the backend's services through the gRPC
+// listener with grpc-go's reflection client, as grpcurl does: server
+// reflection of the one backend is routed, a bidi stream.
+func TestGRPCServerReflection(t *testing.T) {
+	t.Parallel()
+	g, _ := startGateway(t, startBackend(t, nil))
+	waitReady(t, g)
+	stream, err := reflectionpb.NewServerReflectionClient(serveGRPC(t, g)).ServerReflectionInfo(callCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range res.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	if !slices.Contains(names, "greet.v1.GreetService") {
+		t.Errorf("services %q, want greet.v1.GreetService among them", names)
+	}
+	_ = stream.CloseSend()
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		t.Errorf("after CloseSend: %v, want io.EOF", err)
 	}
 }
