@@ -340,7 +340,7 @@ func TestGRPCServerTracing(t *testing.T) {
 	}
 	for k, v := range want {
 		if got[k] != v {
-			t.Errorf("attribute %s = %v, want %v", k, got[k].Emit(), v.Emit())
+			t.Errorf("attribute %s = %v, want %v", k, got[k].String(), v.String())
 		}
 	}
 	rec.mu.Lock()
