@@ -397,7 +397,7 @@ func (s *serveServer) Serve(ctx context.Context, ln, metricsLn, grpcLn net.Liste
 	if s.metrics != nil && metricsLn != nil {
 		go func() { errc <- s.metrics.Serve(metricsLn) }()
 	}
-	grpcStopped := make(chan struct{})
+	grpcStopped := make(chan struct{}) // closed when GracefulStop returns
 	if s.grpc != nil && grpcLn != nil {
 		go func() { errc <- s.grpc.Serve(grpcLn) }()
 	}
@@ -417,8 +417,6 @@ func (s *serveServer) Serve(ctx context.Context, ln, metricsLn, grpcLn net.Liste
 			s.grpc.GracefulStop()
 			close(grpcStopped)
 		}()
-	} else {
-		close(grpcStopped)
 	}
 	if err := s.srv.Shutdown(shutdownCtx); err != nil {
 		s.log.Warn("corsgate serve: grace expired; canceling the calls still open")
@@ -432,13 +430,15 @@ func (s *serveServer) Serve(ctx context.Context, ln, metricsLn, grpcLn net.Liste
 			_ = s.srv.Close()
 		}
 	}
-	select {
-	case <-grpcStopped:
-	case <-shutdownCtx.Done():
-		// The grace is over: grpc-go cancels the calls still open and
-		// closes their connections.
-		s.grpc.Stop()
-		<-grpcStopped
+	if s.grpc != nil {
+		select {
+		case <-grpcStopped:
+		case <-shutdownCtx.Done():
+			// The grace is over: grpc-go cancels the calls still open and
+			// closes their connections.
+			s.grpc.Stop()
+			<-grpcStopped
+		}
 	}
 	_ = s.gw.Close()
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), tracingFlushTimeout)
