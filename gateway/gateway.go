@@ -25,7 +25,9 @@
 //
 // Serve it with an [http.Server] that enables HTTP/1.1 and unencrypted
 // HTTP/2 (or TLS), sets ReadHeaderTimeout and MaxHeaderBytes, and has no
-// WriteTimeout: a write timeout cuts long streams.
+// WriteTimeout: a write timeout cuts long streams. gRPC clients may be
+// given a listener of their own, served by [Gateway.GRPCServer] on grpc-go's
+// server transport, which costs less per call than net/http's.
 package gateway
 
 import (

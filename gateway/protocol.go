@@ -433,8 +433,10 @@ func backendHTTPError(resp *http.Response) *rpcStatus {
 // finalStatus reads the status at the end of a backend response: from the
 // trailers, or from the headers of a trailers-only response.
 func finalStatus(resp *http.Response) *rpcStatus {
-	if v := resp.Trailer["Grpc-Status"]; len(v) == 1 && v[0] == "0" && len(resp.Trailer["Grpc-Message"]) == 0 {
-		return okStatus // the common case, without an allocation
+	if v := resp.Trailer["Grpc-Status"]; len(v) == 1 && v[0] == "0" {
+		if m := resp.Trailer["Grpc-Message"]; len(m) == 0 || len(m) == 1 && m[0] == "" {
+			return okStatus // the common case (grpc-go sends an empty message), without an allocation
+		}
 	}
 	if st, ok := wire.StatusFromHeader(resp.Trailer); ok {
 		return &st

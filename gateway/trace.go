@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/http"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/corsgate/corsgate/interceptor"
 	"github.com/corsgate/corsgate/internal/rpctrace"
+	"github.com/corsgate/corsgate/internal/wire"
 )
 
 // tracerName is the instrumentation scope of the gateway's spans.
@@ -158,9 +160,32 @@ func (c *call) endSpan(st *rpcStatus) {
 		return
 	}
 	c.span = nil
+	finishSpan(span, rpctrace.System(c.class.Protocol), st)
+}
+
+// startSpan starts the span of a call through [Gateway.GRPCServer], as
+// [call.startSpan] does, from the client's metadata in h, the backend
+// request's headers; the span is then injected into h in place of the
+// client's trace context.
+func (c *grpcCall) startSpan(h http.Header) {
+	tr := c.g.tracer
+	rt := c.rt.trace
+	ctx := tr.prop.Extract(c.ctx, propagation.HeaderCarrier(h))
+	attrs := make([]attribute.KeyValue, 0, len(rt.attrs)+2)
+	attrs = append(attrs, attribute.String("rpc.system", rpctrace.System(wire.ProtocolGRPC)))
+	attrs = append(attrs, rt.attrs...)
+	attrs = append(attrs, AttrProtocol.String(grpcProtocol))
+	c.ctx, c.span = tr.t.Start(ctx, rt.name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	tr.prop.Inject(c.ctx, propagation.HeaderCarrier(h))
+}
+
+// finishSpan records a call's final status on its span and ends it (see
+// [rpctrace.End]: the span status is Error only for the codes that say the
+// server failed).
+func finishSpan(span trace.Span, system string, st *rpcStatus) {
 	code, msg := connect.Code(0), ""
 	if st != nil && st != okStatus {
 		code, msg = st.Code, st.Message
 	}
-	rpctrace.End(span, rpctrace.System(c.class.Protocol), code, msg)
+	rpctrace.End(span, system, code, msg)
 }

@@ -169,6 +169,11 @@ func restartNeeded(cur, next *serveConfig) error {
 		return cliflags.Usagef("--listen changed from %q to %q: that needs a restart; nothing was reloaded", cur.listen, next.listen)
 	case next.metricsListen != cur.metricsListen:
 		return cliflags.Usagef("--metrics-listen changed from %q to %q: that needs a restart; nothing was reloaded", cur.metricsListen, next.metricsListen)
+	case next.grpcListen != cur.grpcListen:
+		return cliflags.Usagef("--%s changed from %q to %q: that needs a restart; nothing was reloaded", flagGRPCListen, cur.grpcListen, next.grpcListen)
+	case cur.grpcListen != "" && next.maxMessageSize > cur.maxMessageSize:
+		// The gRPC server's receive limit is set when it starts.
+		return cliflags.Usagef("--max-message-size raised from %d to %d with --%s: that needs a restart; nothing was reloaded", cur.maxMessageSize, next.maxMessageSize, flagGRPCListen)
 	case (next.tlsCert == "") != (cur.tlsCert == ""):
 		return cliflags.Usagef("--tls-cert: turning TLS on or off needs a restart; nothing was reloaded")
 	}
@@ -327,13 +332,20 @@ func newSwapHandler(gw *gateway.Gateway) *swapHandler {
 // current returns the generation in force.
 func (h *swapHandler) current() *generation { return h.cur.Load() }
 
-func (h *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// enter returns the gateway in force for a request that starts, and the
+// function to call when it ends.
+func (h *swapHandler) enter() (*gateway.Gateway, func()) {
 	g := h.cur.Load()
 	for !g.enter() {
 		g = h.cur.Load() // retired between the load and the count: a newer one is in force
 	}
-	defer g.leave()
-	g.gw.ServeHTTP(w, r)
+	return g.gw, g.leave
+}
+
+func (h *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	gw, leave := h.enter()
+	defer leave()
+	gw.ServeHTTP(w, r)
 	if r.URL.Path == "/healthz" {
 		if ref := h.refused.Load(); ref != nil {
 			fmt.Fprintf(w, "config: reload refused at %s, the previous config serves: %v\n", ref.at.UTC().Format(time.RFC3339), ref.err)

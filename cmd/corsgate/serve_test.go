@@ -58,6 +58,7 @@ func serveBackend(t *testing.T, bare bool) string {
 type runningServe struct {
 	url     string
 	metrics string
+	grpc    string // host:port of --grpc-listen
 	stderr  *testutil.SyncBuffer
 	cancel  context.CancelFunc
 	done    chan int
@@ -97,10 +98,10 @@ func startServeProbing(t *testing.T, probe *http.Client, args ...string) *runnin
 			t.Error("corsgate serve did not stop")
 		}
 	})
-	urls := make(chan [2]string, 1)
+	urls := make(chan [3]string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
-		var u [2]string
+		var u [3]string
 		for sc.Scan() {
 			if v, ok := strings.CutPrefix(sc.Text(), "Gateway: "); ok {
 				u[0] = v
@@ -108,7 +109,10 @@ func startServeProbing(t *testing.T, probe *http.Client, args ...string) *runnin
 			if v, ok := strings.CutPrefix(sc.Text(), "Metrics: "); ok {
 				u[1] = v
 			}
-			if u[0] != "" && (u[1] != "" || !containsArg(args, "--metrics-listen")) {
+			if v, ok := strings.CutPrefix(sc.Text(), "gRPC: "); ok {
+				u[2] = v
+			}
+			if u[0] != "" && (u[1] != "" || !containsArg(args, "--metrics-listen")) && (u[2] != "" || !containsArg(args, "--"+flagGRPCListen)) {
 				urls <- u
 				break
 			}
@@ -117,7 +121,7 @@ func startServeProbing(t *testing.T, probe *http.Client, args ...string) *runnin
 	}()
 	select {
 	case u := <-urls:
-		rs.url, rs.metrics = u[0], u[1]
+		rs.url, rs.metrics, rs.grpc = u[0], u[1], u[2]
 	case code := <-rs.done:
 		rs.done <- code
 		t.Fatalf("corsgate serve exited with %d: %s", code, rs.stderr.String())
@@ -198,6 +202,8 @@ func TestServeUsageErrors(t *testing.T) {
 	serveWriteFile(t, badYAML, "backend: 127.0.0.1:1\nlisen: 127.0.0.1:0\n")
 	insecureYAML := filepath.Join(dir, "insecure.yaml")
 	serveWriteFile(t, insecureYAML, "backend: 127.0.0.1:1\nbackend-ca: ca.pem\nbackend-insecure-skip-verify: true\n")
+	badGRPCYAML := filepath.Join(dir, "grpc.yaml")
+	serveWriteFile(t, badGRPCYAML, "backend: 127.0.0.1:1\ngrpc-listen: grpc\n")
 	notDescriptors := filepath.Join(dir, "junk.binpb")
 	serveWriteFile(t, notDescriptors, "not a descriptor set")
 	tests := []struct {
@@ -213,6 +219,9 @@ func TestServeUsageErrors(t *testing.T) {
 		{name: "request buffer", args: []string{"--backend", "127.0.0.1:1", "--max-request-buffer", "0"}, want: "--max-request-buffer"},
 		{name: "request buffer under message size", args: []string{"--backend", "127.0.0.1:1", "--max-request-buffer", "1000"}, want: "--max-request-buffer"},
 		{name: "listen", args: []string{"--backend", "127.0.0.1:1", "--listen", "nope"}, want: "--listen"},
+		{name: "grpc listen", args: []string{"--backend", "127.0.0.1:1", "--grpc-listen", "nope"}, want: "--grpc-listen"},
+		{name: "grpc listen on listen", args: []string{"--backend", "127.0.0.1:1", "--listen", "127.0.0.1:8999", "--grpc-listen", "127.0.0.1:8999"}, want: "--grpc-listen"},
+		{name: "grpc listen key", args: []string{"--config", badGRPCYAML}, want: "grpc-listen"},
 		{name: "unknown flag", args: []string{"--backend", "127.0.0.1:1", "--nope"}, want: "--nope"},
 		{name: "bad origin", args: []string{"--backend", "127.0.0.1:1", "--allow-origin", "null"}, want: "null"},
 		{name: "missing config", args: []string{"--config", filepath.Join(dir, "missing.yaml")}, want: "missing.yaml"},

@@ -231,7 +231,7 @@ func TestParseFlags(t *testing.T) {
 			args: nil,
 			check: func(c config) bool {
 				return c.rounds == 3 && slices.Equal(c.concurrency, []int{1, 16, 64}) && len(c.targets) == 7 &&
-					len(c.memTargets) == 5 && len(c.protocols) == 8 && c.handshakeC == 16 &&
+					len(c.memTargets) == 5 && len(c.protocols) == 9 && c.handshakeC == 16 &&
 					slices.Equal(c.handshakeP, []string{protoGRPCWebH1TLS, protoGRPCWebH2TLS})
 			},
 		},

@@ -136,9 +136,15 @@ func (rep *report) goals() []*goal {
 	}
 
 	pass := &goal{name: "gRPC pass-through calls/s ÷ native grpc-go ≥ 0.6×"}
-	if measured(protoGRPCH2C) {
+	// Both of corsgate's gRPC listeners: --listen (net/http) and
+	// --grpc-listen (grpc-go's server), against the backend called with the
+	// same client.
+	for _, pname := range []string{protoGRPCH2C, protoGRPCListen} {
+		if !measured(pname) {
+			continue
+		}
 		for _, conc := range concs {
-			ratio(pass, protoGRPCH2C, conc, targetNative, protoGRPCH2C, rateRatio, func(x float64) bool { return x >= 0.6 })
+			ratio(pass, pname, conc, targetNative, protoGRPCH2C, rateRatio, func(x float64) bool { return x >= 0.6 })
 		}
 	}
 

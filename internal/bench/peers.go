@@ -151,10 +151,14 @@ func startCorsgate(ctx context.Context, t *target, cfg config, backend string, c
 		}
 		return ep, nil
 	}
-	var err error
-	if t.plain, err = start(); err != nil {
+	grpcArgs, grpcAddr, err := grpcListenArgs(string(help))
+	if err != nil {
 		return err
 	}
+	if t.plain, err = start(grpcArgs...); err != nil {
+		return err
+	}
+	t.plain.grpcAddr = grpcAddr
 	if hasTLS {
 		if t.tls, err = start("--tls-cert="+cert.certFile, "--tls-key="+cert.keyFile); err != nil {
 			return err

@@ -57,6 +57,7 @@ var describe = map[string]string{
 // endpoint is one listener of a target and the process behind it.
 type endpoint struct {
 	addr        string // host:port the clients call
+	grpcAddr    string // corsgate's --grpc-listen, "" when none
 	proc        *proc  // the measured process
 	allocs      allocReader
 	allocsLabel string
@@ -84,6 +85,11 @@ func (t *target) stop() {
 
 // at returns the endpoint that serves p.
 func (t *target) at(p protocol) *endpoint {
+	if p.name == protoGRPCListen && t.plain != nil && t.plain.grpcAddr != "" {
+		ep := *t.plain
+		ep.addr = ep.grpcAddr
+		return &ep
+	}
 	if p.transport.tls() {
 		return t.tls
 	}

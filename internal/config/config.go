@@ -117,6 +117,9 @@ type File struct {
 	MaxRequestBuffer int64 `json:"max-request-buffer,omitempty"`
 	// MetricsListen is the address of the Prometheus /metrics endpoint.
 	MetricsListen string `json:"metrics-listen,omitempty"`
+	// GRPCListen is the address of the gRPC-only listener, served by
+	// grpc-go's own transport.
+	GRPCListen string `json:"grpc-listen,omitempty"`
 	// ShutdownGrace is how long streams get to finish at shutdown, at most
 	// [MaxShutdownGrace]. In the file: a number of seconds or a duration string.
 	ShutdownGrace Duration `json:"shutdown-grace,omitempty"`

@@ -31,6 +31,7 @@ private-network: true
 strict: true
 max-message-size: 4194304
 metrics-listen: 127.0.0.1:9100
+grpc-listen: 127.0.0.1:9091
 shutdown-grace: 30s
 log-level: debug
 services:
@@ -109,7 +110,7 @@ func TestParseFull(t *testing.T) {
 		Descriptors: "image.binpb", AllowOrigin: []string{"https://app.example.com", "https://*.example.com"},
 		AllowHeader: []string{"x-tenant"}, ExposeHeader: []string{"x-trace-id"}, AllowCredentials: true,
 		MaxAge: config.Duration(10 * time.Minute), PrivateNetwork: true, Strict: true, MaxMessageSize: 4 << 20,
-		MetricsListen: "127.0.0.1:9100", ShutdownGrace: config.Duration(30 * time.Second), LogLevel: "debug",
+		MetricsListen: "127.0.0.1:9100", GRPCListen: "127.0.0.1:9091", ShutdownGrace: config.Duration(30 * time.Second), LogLevel: "debug",
 		Services: []interceptor.Service{{
 			Name: "greet.v1.GreetService",
 			Procedures: []interceptor.Procedure{

@@ -36,6 +36,7 @@ var hardInvalidValues = map[string][]string{
 	"trace-headers":     {`"off"`, `0`},
 	"max-message-size":  {`0`, `-1`, `1073741825`, `1.5`, `"4MiB"`, `99999999999999999999`},
 	"metrics-listen":    {`"metrics"`, `":99999"`, `""`},
+	"grpc-listen":       {`"grpc"`, `":99999"`, `""`, `[":9090"]`},
 	"shutdown-grace":    {`-1`, `"2h"`, `"soon"`, `"-1s"`},
 	"log-level":         {`"loud"`, `""`, `3`},
 	"watch":             {`"maybe"`, `1`},

@@ -22,6 +22,7 @@ func (f *File) validate() error {
 	}{
 		{key: "listen", check: func() error { return checkListen(f.Listen) }},
 		{key: "metrics-listen", check: func() error { return checkListen(f.MetricsListen) }},
+		{key: "grpc-listen", check: func() error { return checkListen(f.GRPCListen) }},
 		{key: "backend", check: func() error { return checkBackend(f.Backend) }},
 		{key: "backend-ca", check: func() error { return checkPath(f.BackendCA) }},
 		{key: "backend-server-name", check: func() error { return checkServerName(f.BackendServerName) }},
