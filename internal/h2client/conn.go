@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -26,6 +27,7 @@ type clientConn struct {
 
 	// The write side: frames go to bw under wmu; see writeFrames.
 	wmu     sync.Mutex
+	out     countingWriter // under bw: the bytes that went out
 	bw      *bufio.Writer
 	wfr     *http2.Framer
 	henc    *hpack.Encoder
@@ -58,7 +60,6 @@ func newClientConn(t *Transport, nc net.Conn) (*clientConn, error) {
 	cc := &clientConn{
 		t:            t,
 		nc:           nc,
-		bw:           bufio.NewWriterSize(nc, 32<<10),
 		streams:      make(map[uint32]*clientStream),
 		nextID:       1,
 		maxStreams:   initialMaxStreams,
@@ -69,6 +70,8 @@ func newClientConn(t *Transport, nc net.Conn) (*clientConn, error) {
 		settingsSeen: make(chan struct{}),
 	}
 	cc.cond.L = &cc.mu
+	cc.out.w = nc
+	cc.bw = bufio.NewWriterSize(&cc.out, 32<<10)
 	cc.wfr = http2.NewFramer(cc.bw, nil)
 	cc.henc = hpack.NewEncoder(&cc.hbuf)
 	cc.rfr = http2.NewFramer(nil, bufio.NewReaderSize(nc, 32<<10))
@@ -137,14 +140,28 @@ func (cc *clientConn) writeFrames(fn func() error) error {
 	if cc.waiting.Add(-1) == 0 && err == nil && cc.werr == nil {
 		err = cc.bw.Flush()
 	}
+	var sent int64
 	if err != nil {
 		cc.werr = err // a frame went out in part: the connection is lost
+		sent = cc.out.n
 	}
 	cc.wmu.Unlock()
 	if err != nil {
-		cc.close(err)
+		cc.closeUnsent(err, sent)
 	}
 	return err
+}
+
+// countingWriter counts the bytes written through it, under wmu.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // writeHeaderBlock encodes req's headers and writes them as HEADERS (and
@@ -232,7 +249,13 @@ func (cc *clientConn) takesNoStreams() bool {
 }
 
 // close ends the connection and fails every stream on it.
-func (cc *clientConn) close(err error) {
+func (cc *clientConn) close(err error) { cc.closeUnsent(err, -1) }
+
+// closeUnsent is close after a write failed when sent bytes had gone out
+// in all: the streams that began writing at that count had no byte leave
+// (the write that failed carried their first), so they fail as refused,
+// which a caller may send again. sent is -1 when no write failed.
+func (cc *clientConn) closeUnsent(err error, sent int64) {
 	cc.mu.Lock()
 	if cc.closed {
 		cc.mu.Unlock()
@@ -251,8 +274,11 @@ func (cc *clientConn) close(err error) {
 	_ = cc.nc.Close()
 	for _, cs := range streams {
 		serr := err
-		if cs.id > cc.lastStreamIDIfGoAway() {
+		switch {
+		case cs.id > cc.lastStreamIDIfGoAway():
 			serr = &refusedError{reason: "connection closed"}
+		case sent >= 0 && cs.mark == sent:
+			serr = &refusedError{reason: "connection broken before the stream's first byte went out: " + err.Error()}
 		}
 		cs.abort(serr, false)
 	}

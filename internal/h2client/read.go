@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -190,10 +191,7 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 			}
 			return nil // 1xx: the final response follows
 		}
-		hdr := make(http.Header, len(f.Fields))
-		for _, hf := range f.RegularFields() {
-			addField(hdr, hf)
-		}
+		hdr := fieldsHeader(f.RegularFields())
 		status := "200 OK"
 		if code != http.StatusOK {
 			status = strconv.Itoa(code) + " " + http.StatusText(code)
@@ -226,11 +224,7 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		cs.abort(errors.New("backend sent headers after the response headers without ending the stream"), true)
 		return nil
 	}
-	trailer := make(http.Header, len(f.Fields))
-	for _, hf := range f.RegularFields() {
-		addField(trailer, hf)
-	}
-	cs.trailer = trailer
+	cs.trailer = fieldsHeader(f.RegularFields())
 	cs.recvEnd = true
 	cs.readErr = io.EOF
 	cs.handOverLocked()
@@ -246,11 +240,39 @@ func (cc *clientConn) peekNextID() uint32 {
 	return cc.nextID
 }
 
-// addField adds a decoded field under its canonical key.
-func addField(h http.Header, hf hpack.HeaderField) {
-	k := http.CanonicalHeaderKey(hf.Name)
-	h[k] = append(h[k], hf.Value)
+// fieldsHeader returns decoded fields as a header, under their canonical
+// keys. The values share one allocation, each key's slice capped so that
+// an append to one copies instead of overwriting the next.
+func fieldsHeader(fields []hpack.HeaderField) http.Header {
+	h := make(http.Header, len(fields))
+	vals := make([]string, len(fields))
+	for i, hf := range fields {
+		k, ok := commonKeys[hf.Name]
+		if !ok {
+			k = http.CanonicalHeaderKey(hf.Name)
+		}
+		if prev, ok := h[k]; ok {
+			h[k] = append(prev, hf.Value)
+			continue
+		}
+		vals[i] = hf.Value
+		h[k] = vals[i : i+1 : i+1]
+	}
+	return h
 }
+
+// commonKeys are the canonical keys of the fields gRPC backends send,
+// by their HTTP/2 (lower-case) names: found here, they cost no allocation.
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Content-Type", "Content-Length", "Date", "Server", "Trailer", "Grpc-Status", "Grpc-Message",
+		"Grpc-Status-Details-Bin", "Grpc-Encoding", "Grpc-Accept-Encoding", "Vary", "Cache-Control",
+	} {
+		m[strings.ToLower(k)] = k
+	}
+	return m
+}()
 
 func (cc *clientConn) onData(f *http2.DataFrame) error {
 	n := int(f.Length)
@@ -280,7 +302,7 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 	}
 	cs.recvWindow -= n
 	if cs.readErr == nil {
-		cs.buf = append(cs.buf, data...)
+		cs.appendRecvLocked(data)
 	}
 	pad := n - len(data)
 	if f.StreamEnded() {

@@ -64,6 +64,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, wholeRes
 			return nil
 		}
 		cs.id = cc.nextID
+		cs.mark = cc.out.n // under wmu, before close can see the stream
 		cc.nextID += 2
 		cs.sendWindow = cc.initWindow
 		cc.streams[cs.id] = cs
@@ -145,6 +146,7 @@ type clientStream struct {
 	req     *http.Request
 	ctx     context.Context
 	id      uint32 // 0 until the HEADERS go out
+	mark    int64  // the connection's bytes out when its HEADERS were written (cc.out.n)
 	stopCtx func() bool
 
 	respReady chan struct{} // closed when resp is handed over (see ready)
@@ -165,9 +167,10 @@ type clientStream struct {
 	mu         sync.Mutex
 	readCond   sync.Cond
 	resp       *http.Response
-	buf        []byte
-	readErr    error // what Read returns once buf is empty
-	recvEnd    bool  // the backend ended its side (or the stream was aborted)
+	buf        []byte  // received, not read yet; in pooled while it fits
+	pooled     *[]byte // from recvBufPool; nil when none is held
+	readErr    error   // what Read returns once buf is empty
+	recvEnd    bool    // the backend ended its side (or the stream was aborted)
 	trailer    http.Header
 	recvWindow int // bytes the backend may still send
 	unacked    int // bytes read and not yet returned to the backend
@@ -370,6 +373,7 @@ func (cs *clientStream) abort(err error, reset bool) {
 		dropped = len(cs.buf)
 		cs.buf = nil
 		cs.recvEnd = true
+		cs.releaseBufLocked()
 	}
 	cs.readCond.Broadcast()
 	cs.mu.Unlock()
@@ -401,6 +405,37 @@ func (cs *clientStream) handOverLocked() {
 	}
 }
 
+// recvBufPool holds the buffers that received response bytes wait in until
+// they are read. Read copies out of them, so a buffer is never seen outside
+// its stream.
+var recvBufPool = sync.Pool{New: func() any { b := make([]byte, 0, recvBufSize); return &b }}
+
+// recvBufSize is the size of the pooled receive buffers: a unary answer of
+// a few KiB fits; a larger backlog grows out of the pooled buffer into one
+// of its own.
+const recvBufSize = 4 << 10
+
+// appendRecvLocked appends data to the bytes not read yet, in the stream's
+// pooled buffer when they are all read and it fits; cs.mu is held.
+func (cs *clientStream) appendRecvLocked(data []byte) {
+	if cs.buf == nil && len(data) <= recvBufSize {
+		if cs.pooled == nil {
+			cs.pooled = recvBufPool.Get().(*[]byte)
+		}
+		cs.buf = (*cs.pooled)[:0]
+	}
+	cs.buf = append(cs.buf, data...)
+}
+
+// releaseBufLocked returns the pooled buffer once no byte of it is unread
+// and none can arrive any more; cs.mu is held.
+func (cs *clientStream) releaseBufLocked() {
+	if cs.pooled != nil && cs.buf == nil && cs.recvEnd {
+		recvBufPool.Put(cs.pooled)
+		cs.pooled = nil
+	}
+}
+
 // respBody is the response body of a stream.
 type respBody clientStream
 
@@ -423,6 +458,9 @@ func (b *respBody) Read(p []byte) (int, error) {
 	cs.buf = cs.buf[n:]
 	if len(cs.buf) == 0 {
 		cs.buf = nil
+		if cs.recvEnd {
+			cs.releaseBufLocked()
+		}
 	}
 	update, connOnly := 0, 0
 	if cs.recvEnd {
@@ -465,6 +503,7 @@ func (b *respBody) Close() error {
 	if done {
 		dropped = len(cs.buf)
 		cs.buf = nil
+		cs.releaseBufLocked()
 		if cs.readErr == nil || cs.readErr == io.EOF {
 			cs.readErr = errBodyClosed
 		}

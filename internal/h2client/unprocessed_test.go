@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,5 +124,71 @@ func TestUnprocessedBackendAnswers(t *testing.T) {
 	}
 	if Unprocessed(nil) || Unprocessed(context.Canceled) || DialFailed(nil) {
 		t.Error("nil or a context error counts as unprocessed")
+	}
+}
+
+// resetConn is a connection whose writes fail, once broken, with nothing
+// written, as writes to a peer that reset the connection do.
+type resetConn struct {
+	net.Conn
+	broken atomic.Bool
+}
+
+func (c *resetConn) Write(p []byte) (int, error) {
+	if c.broken.Load() {
+		return 0, syscall.ECONNRESET
+	}
+	return c.Conn.Write(p)
+}
+
+// TestUnprocessedWriteReset: a connection whose peer is gone (a replica
+// killed) fails the write of a new call's first frames. None of its bytes
+// left, so the call is refused, not failed, and the transport sends it
+// again on a new connection.
+func TestUnprocessedWriteReset(t *testing.T) {
+	t.Parallel()
+	addr := h2Backend(t)
+	var conns []*resetConn
+	var mu sync.Mutex
+	tr := newTestTransport(t, Config{Authority: addr, DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, a)
+		if err != nil {
+			return nil, err
+		}
+		rc := &resetConn{Conn: nc}
+		mu.Lock()
+		conns = append(conns, rc)
+		mu.Unlock()
+		return rc, nil
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	greet := func() error {
+		frame := h2Frame(t, &greetv1.GreetRequest{Name: "r"})
+		req := h2Request(ctx, addr, "Greet", NewBytesBody(frame))
+		req.GetBody = func() (io.ReadCloser, error) { return NewBytesBody(frame), nil }
+		resp, err := tr.Call(ctx, req, true)
+		if err != nil {
+			return err
+		}
+		msgs, status := h2Messages(t, resp)
+		if status != "0" || len(msgs) != 1 {
+			return errors.New("status " + status)
+		}
+		return nil
+	}
+	if err := greet(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	conns[0].broken.Store(true)
+	mu.Unlock()
+	if err := greet(); err != nil {
+		t.Fatalf("a call whose first write met a reset connection: %v; want it sent again on a new connection", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) != 2 {
+		t.Errorf("%d connections dialed, want 2", len(conns))
 	}
 }
