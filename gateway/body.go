@@ -114,7 +114,15 @@ func (c *call) readBody(body *bodyWatch, prefix, limit int) ([]byte, *rpcStatus)
 	if st := c.share.reserve(first); st != nil {
 		return nil, st
 	}
-	data := make([]byte, prefix, first)
+	var data []byte
+	if end <= reqBufSize && c.reqBuf == nil {
+		// Small and of a declared length: it fits a pooled buffer, which
+		// run hands back once the backend is done with the request.
+		c.reqBuf = reqBufPool.Get().(*[]byte)
+		data = (*c.reqBuf)[:prefix]
+	} else {
+		data = make([]byte, prefix, first)
+	}
 	for len(data) < end {
 		if len(data) == cap(data) {
 			grown := min(cap(data)+growStep(cap(data)), end)
@@ -140,6 +148,14 @@ func (c *call) readBody(body *bodyWatch, prefix, limit int) ([]byte, *rpcStatus)
 	}
 	return data, nil
 }
+
+// reqBufPool holds the buffers small request bodies of a declared length
+// are read into (see [call.readBody] and [call.recycle]).
+var reqBufPool = sync.Pool{New: func() any { b := make([]byte, 0, reqBufSize); return &b }}
+
+// reqBufSize is the size of reqBufPool's buffers: unary requests of a few
+// KiB, what browsers mostly send.
+const reqBufSize = 4 << 10
 
 // readFrame reads size bytes of r into buf, growing it as bytes arrive,
 // each growth charged to s (nil: not charged).

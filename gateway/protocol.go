@@ -85,6 +85,42 @@ type call struct {
 	ws *wsResponse
 	// rec is the call's access log record, nil without an access log.
 	rec *accessRecord
+	// out is the backend request; its Header comes from
+	// backendHeaderPool. reqBuf, when not nil, holds the request body
+	// (from reqBufPool). Both go back to their pools in recycle. sent
+	// reports that out was handed to the backend client.
+	out    http.Request
+	reqBuf *[]byte
+	sent   bool
+}
+
+// backendHeaderPool holds the header maps of backend requests, empty.
+var backendHeaderPool = sync.Pool{New: func() any { return make(http.Header, 16) }}
+
+// maxPooledHeader is the most keys a header map may have had to go back to
+// backendHeaderPool: a map keeps the room it grew to.
+const maxPooledHeader = 32
+
+// recycle hands the backend request's header map and body buffer back to
+// their pools, once the backend client is done with them: it never was
+// called, or its call returned and the response body was closed while the
+// call's context was not done (the client's Close waits for the request
+// body's sender then, and only then).
+func (c *call) recycle() {
+	if c.sent && c.ctx.Err() != nil {
+		return // left to the garbage collector
+	}
+	if c.reqBuf != nil {
+		reqBufPool.Put(c.reqBuf)
+		c.reqBuf = nil
+	}
+	if h := c.out.Header; h != nil {
+		c.out.Header = nil
+		if len(h) <= maxPooledHeader {
+			clear(h)
+			backendHeaderPool.Put(h)
+		}
+	}
 }
 
 // okStatus is the status of a successful call.
@@ -164,13 +200,16 @@ func (c *call) run() *rpcStatus {
 		c.ctx, cancel = context.WithDeadline(c.ctx, c.deadline.Add(deadlineGrace))
 		defer cancel()
 	}
-	out := &http.Request{
+	// Deferred before the response body's Close, so run after it.
+	defer c.recycle()
+	out := &c.out
+	*out = http.Request{
 		Method:     http.MethodPost,
 		URL:        c.route.url,
 		Host:       c.route.backend.authority,
 		Proto:      "HTTP/2.0",
 		ProtoMajor: 2,
-		Header:     make(http.Header, len(r.Header)+4),
+		Header:     backendHeaderPool.Get().(http.Header), //nolint:errcheck // the pool holds only http.Header
 	}
 	copyRequestMetadata(out.Header, r.Header)
 	if c.span != nil {
@@ -190,6 +229,7 @@ func (c *call) run() *rpcStatus {
 	whole := c.route.streamType&connect.StreamTypeServer == 0
 	var resp *http.Response
 	var err error
+	c.sent = true
 	if c.rec != nil {
 		resp, err = c.callBackend(out, whole)
 	} else {
