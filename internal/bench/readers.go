@@ -5,12 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"runtime/metrics"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 // Readers of a target's own figures: the heap in use (memory case) and the
@@ -20,7 +19,7 @@ import (
 // expvarHeap reads runtime.MemStats.HeapInuse from a child's /debug/vars.
 func expvarHeap(debugAddr string) func(context.Context) (uint64, error) {
 	return func(ctx context.Context) (uint64, error) {
-		body, err := httpGet(ctx, "http://"+debugAddr+"/debug/vars")
+		body, err := testutil.HTTPGet(ctx, "http://"+debugAddr+"/debug/vars")
 		if err != nil {
 			return 0, err
 		}
@@ -37,7 +36,7 @@ func expvarHeap(debugAddr string) func(context.Context) (uint64, error) {
 // promHeap reads go_memstats_heap_inuse_bytes from a Prometheus text page.
 func promHeap(url string) func(context.Context) (uint64, error) {
 	return func(ctx context.Context) (uint64, error) {
-		body, err := httpGet(ctx, url)
+		body, err := testutil.HTTPGet(ctx, url)
 		if err != nil {
 			return 0, err
 		}
@@ -67,28 +66,6 @@ func parsePromGauge(page, name string) (uint64, error) {
 	return 0, fmt.Errorf("%s not among the metrics", name)
 }
 
-func httpGet(ctx context.Context, url string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", url, err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 8<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", url, err)
-	}
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("get %s: %s", url, res.Status)
-	}
-	return body, nil
-}
-
 // allocCount is a process's heap allocations since it started: runtime/metrics'
 // /gc/heap/allocs:bytes and /gc/heap/allocs:objects.
 type allocCount struct {
@@ -113,7 +90,7 @@ type allocReader func(ctx context.Context) (allocCount, error)
 // expvarAllocs reads heapAllocs from a child's /debug/vars.
 func expvarAllocs(debugAddr string) allocReader {
 	return func(ctx context.Context) (allocCount, error) {
-		body, err := httpGet(ctx, "http://"+debugAddr+"/debug/vars")
+		body, err := testutil.HTTPGet(ctx, "http://"+debugAddr+"/debug/vars")
 		if err != nil {
 			return allocCount{}, err
 		}
@@ -134,7 +111,7 @@ func expvarAllocs(debugAddr string) allocReader {
 // text page.
 func promAllocs(url, bytes, objects string) allocReader {
 	return func(ctx context.Context) (allocCount, error) {
-		body, err := httpGet(ctx, url)
+		body, err := testutil.HTTPGet(ctx, url)
 		if err != nil {
 			return allocCount{}, err
 		}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 // Target names, as the -targets flag takes them.
@@ -173,7 +175,7 @@ func (t *target) probe(ctx context.Context) error {
 	}
 	if t.name == targetHop {
 		err := retry(func() error {
-			_, err := httpGet(ctx, "http://"+t.plain.addr+"/once")
+			_, err := testutil.HTTPGet(ctx, "http://"+t.plain.addr+"/once")
 			return err
 		})
 		if err != nil {

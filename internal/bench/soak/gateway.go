@@ -4,16 +4,16 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/corsgate/corsgate/internal/testutil"
 )
 
 // Origins the load sends. Only allowedOrigin is given to the gateway.
@@ -90,7 +90,7 @@ func startGateway(ctx context.Context, bin, backend string, strict bool) (*gatew
 }
 
 func (g *gateway) healthy(ctx context.Context) error {
-	_, err := httpGet(ctx, "http://"+g.addr+"/healthz")
+	_, err := testutil.HTTPGet(ctx, "http://"+g.addr+"/healthz")
 	return err
 }
 
@@ -104,7 +104,7 @@ type runtimeStats struct {
 
 // readRuntime scrapes the gateway's /metrics.
 func (g *gateway) readRuntime(ctx context.Context) (runtimeStats, error) {
-	body, err := httpGet(ctx, "http://"+g.metrics+"/metrics")
+	body, err := testutil.HTTPGet(ctx, "http://"+g.metrics+"/metrics")
 	if err != nil {
 		return runtimeStats{}, err
 	}
@@ -135,26 +135,4 @@ func (g *gateway) readRuntime(ctx context.Context) (runtimeStats, error) {
 		return runtimeStats{}, fmt.Errorf("/metrics lacks one of %v", slices.Sorted(maps.Keys(want)))
 	}
 	return s, nil
-}
-
-func httpGet(ctx context.Context, url string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", url, err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 8<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", url, err)
-	}
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("get %s: %s", url, res.Status)
-	}
-	return body, nil
 }
