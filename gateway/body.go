@@ -115,9 +115,12 @@ func (c *call) readBody(body *bodyWatch, prefix, limit int) ([]byte, *rpcStatus)
 		return nil, st
 	}
 	var data []byte
-	if end <= reqBufSize && c.reqBuf == nil {
-		// Small and of a declared length: it fits a pooled buffer, which
-		// run hands back once the backend is done with the request.
+	if end <= reqBufSize && c.reqBuf == nil && c.route.streamType&connect.StreamTypeServer == 0 {
+		// A unary call's, small and of a declared length: it fits a pooled
+		// buffer, which run hands back once the backend is done with the
+		// request. A server stream's is read into one of its own size: it
+		// lives as long as the stream, and ten thousand open streams would
+		// otherwise hold 40 MiB of pooled buffers.
 		c.reqBuf = reqBufPool.Get().(*[]byte)
 		data = (*c.reqBuf)[:prefix]
 	} else {

@@ -86,3 +86,54 @@ func TestPooledRequestState(t *testing.T) {
 		}
 	})
 }
+
+// TestPooledStreamBuffers runs many server streams at once in every
+// protocol, some bursting, some waiting between messages, with messages on
+// both sides of the copy buffer's size. A stream hands its copy buffer and
+// the backend client's receive buffer back whenever it waits for the next
+// message: every message must be its own stream's, whole and in order.
+func TestPooledStreamBuffers(t *testing.T) {
+	t.Parallel()
+	g, url := startGateway(t, startBackend(t, &recorder{}))
+	waitReady(t, g)
+	for _, k := range clientKinds() {
+		t.Run(k.name, func(t *testing.T) {
+			t.Parallel()
+			client := newGreetClient(t, url, k)
+			var wg sync.WaitGroup
+			errs := make(chan error, 12)
+			for s := range 12 {
+				wg.Go(func() {
+					rng := rand.New(rand.NewPCG(uint64(s), 3))
+					name := fmt.Sprintf("%s-%d-", k.name, s) + strings.Repeat(string(rune('a'+s)), rng.IntN(40000))
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					defer cancel()
+					stream, err := client.GreetStream(ctx, connect.NewRequest(&greetv1.GreetStreamRequest{
+						Name: name, Count: 30, IntervalMs: int32(s % 2 * 2),
+					}))
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer stream.Close()
+					want := int32(1)
+					for stream.Receive() {
+						if m := stream.Msg(); m.GetIndex() != want || m.GetGreeting() != "Hello, "+name+"!" {
+							errs <- fmt.Errorf("stream %d message %d: got index %d, %.40q…", s, want, m.GetIndex(), m.GetGreeting())
+							return
+						}
+						want++
+					}
+					if err := stream.Err(); err != nil || want != 31 {
+						errs <- fmt.Errorf("stream %d ended after %d messages: %v", s, want-1, err)
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
+	}
+}

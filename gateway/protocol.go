@@ -97,6 +97,10 @@ type call struct {
 // backendHeaderPool holds the header maps of backend requests, empty.
 var backendHeaderPool = sync.Pool{New: func() any { return make(http.Header, 16) }}
 
+// streamHeaderHint is the size hint of a server stream's backend header
+// map: the protocol's few headers and some metadata.
+const streamHeaderHint = 8
+
 // maxPooledHeader is the most keys a header map may have had to go back to
 // backendHeaderPool: a map keeps the room it grew to.
 const maxPooledHeader = 32
@@ -209,7 +213,13 @@ func (c *call) run() *rpcStatus {
 		Host:       c.route.backend.authority,
 		Proto:      "HTTP/2.0",
 		ProtoMajor: 2,
-		Header:     backendHeaderPool.Get().(http.Header), //nolint:errcheck // the pool holds only http.Header
+	}
+	if c.route.streamType&connect.StreamTypeServer == 0 {
+		out.Header = backendHeaderPool.Get().(http.Header) //nolint:errcheck // the pool holds only http.Header
+	} else {
+		// A server stream's map lives as long as the stream: one of the
+		// usual size, not a pooled one with room for sixteen.
+		out.Header = make(http.Header, streamHeaderHint)
 	}
 	copyRequestMetadata(out.Header, r.Header)
 	if c.span != nil {

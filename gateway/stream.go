@@ -184,11 +184,26 @@ func (c *call) pump(dst io.Writer, resp *http.Response) (boundary bool, err erro
 	if c.codec == "json" {
 		return c.pumpJSON(dst, resp, stream)
 	}
-	bp := getCopyBuf()
-	defer putCopyBuf(bp)
-	buf := *bp
+	// A stream holds its copy buffer only while bytes move: before it waits
+	// for the next message it hands the buffer back, when the body can say
+	// that bytes are ready (the backend client's can). Ten thousand open
+	// streams would otherwise hold 320 MiB of copy buffers, idle.
+	waiter, _ := resp.Body.(interface{ Wait() })
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			putCopyBuf(bp)
+		}
+	}()
 	var sc frameScanner // no bound: the backend's messages pass through
 	for {
+		if bp == nil {
+			if waiter != nil && stream {
+				waiter.Wait()
+			}
+			bp = getCopyBuf()
+		}
+		buf := *bp
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			before := sc.atBoundary()
@@ -199,6 +214,10 @@ func (c *call) pump(dst io.Writer, resp *http.Response) (boundary bool, err erro
 				return false, clientWriteFailed(err)
 			}
 			if stream && !moreBuffered(resp.Body) {
+				if waiter != nil {
+					putCopyBuf(bp)
+					bp = nil
+				}
 				c.flush()
 			}
 		}

@@ -47,7 +47,7 @@
 // through it, so that TCP, TLS and ALPN are set up the same way for all.
 //
 // Response bodies have a Buffered() int method: how many bytes Read returns
-// without waiting.
+// without waiting; and a Wait() method that blocks until Read would not.
 //
 // Files: transport.go the transport, its config and its pool; conn.go a
 // connection's write side and life; read.go its read loop; stream.go one
