@@ -73,6 +73,12 @@ func greetTable(tb testing.TB) *interceptor.Table {
 // origins.
 func peers(tb testing.TB, origins []string, extraHeaders ...string) (corsgate, rscors http.Handler) {
 	tb.Helper()
+	return peersAround(tb, noop, origins, extraHeaders...)
+}
+
+// peersAround is peers with next as the wrapped handler.
+func peersAround(tb testing.TB, next http.Handler, origins []string, extraHeaders ...string) (corsgate, rscors http.Handler) {
+	tb.Helper()
 	p := newPolicy(tb, interceptor.WithAllowedOrigins(origins...))
 	rs := cors.New(cors.Options{
 		AllowedOrigins: origins,
@@ -81,7 +87,7 @@ func peers(tb testing.TB, origins []string, extraHeaders ...string) (corsgate, r
 		ExposedHeaders: connectcors.ExposedHeaders(),
 		MaxAge:         7200,
 	})
-	return p.Handler(greetTable(tb), noop), rs.Handler(noop)
+	return p.Handler(greetTable(tb), next), rs.Handler(next)
 }
 
 func preflightRequest(path, origin, method, acrh string) *http.Request {
@@ -201,16 +207,8 @@ func BenchmarkActualHandlerHeaders(b *testing.B) {
 		h["Accept-Encoding"] = ae
 		w.WriteHeader(http.StatusOK)
 	})
-	origins := []string{appOrigin}
-	p := newPolicy(b, interceptor.WithAllowedOrigins(origins...))
-	rs := cors.New(cors.Options{
-		AllowedOrigins: origins,
-		AllowedMethods: connectcors.AllowedMethods(),
-		AllowedHeaders: connectcors.AllowedHeaders(),
-		ExposedHeaders: connectcors.ExposedHeaders(),
-		MaxAge:         7200,
-	})
-	runPeers(b, p.Handler(greetTable(b), next), rs.Handler(next), actualRequest(pathSet, appOrigin), http.StatusOK)
+	cg, rs := peersAround(b, next, []string{appOrigin})
+	runPeers(b, cg, rs, actualRequest(pathSet, appOrigin), http.StatusOK)
 }
 
 func BenchmarkActualSubdomain(b *testing.B) {
@@ -231,15 +229,8 @@ func BenchmarkActualRefusedOrigin(b *testing.B) {
 // of the Actual cases' time, so floor/rscors is the best ratio any
 // implementation of the Actual cases could reach in this harness.
 func BenchmarkActualFloor(b *testing.B) {
-	acao, aceh := []string{appOrigin}, []string{"Grpc-Status, Grpc-Message, Grpc-Status-Details-Bin"}
 	floor := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		origin := r.Header["Origin"]
-		hdr := w.Header()
-		hdr["Vary"] = varyOrigin
-		if len(origin) == 1 && origin[0] == appOrigin {
-			hdr["Access-Control-Allow-Origin"] = acao
-			hdr["Access-Control-Expose-Headers"] = aceh
-		}
+		floorHeaders(w, r)
 		noop.ServeHTTP(w, r)
 	})
 	// floor+guard adds to the floor only what the guarantee of no doubled
@@ -247,17 +238,10 @@ func BenchmarkActualFloor(b *testing.B) {
 	// the writer and, before the header goes out, one lookup of each header
 	// the layer set (a handler's Set replaces the slice, which only a
 	// lookup sees). It is the floor of any layer that keeps that guarantee.
-	vary := varyOrigin
 	guard := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		origin := r.Header["Origin"]
-		hdr := w.Header()
-		hdr["Vary"] = vary
-		if len(origin) == 1 && origin[0] == appOrigin {
-			hdr["Access-Control-Allow-Origin"] = acao
-			hdr["Access-Control-Expose-Headers"] = aceh
-		}
+		floorHeaders(w, r)
 		gw := guardPool.Get().(*guardWriter)
-		gw.ResponseWriter, gw.vary, gw.acao, gw.aceh = w, vary, acao, aceh
+		gw.ResponseWriter, gw.vary, gw.acao, gw.aceh = w, varyOrigin, floorACAO, floorACEH
 		noop.ServeHTTP(gw, r)
 		*gw = guardWriter{}
 		guardPool.Put(gw)
@@ -265,6 +249,21 @@ func BenchmarkActualFloor(b *testing.B) {
 	_, rs := peers(b, []string{appOrigin})
 	runHandlers(b, actualRequest(pathSet, appOrigin), namedHandler{name: "floor", h: floor},
 		namedHandler{name: "floor+guard", h: guard}, namedHandler{name: "rscors", h: rs})
+}
+
+// The floor's header values, built once.
+var floorACAO, floorACEH = []string{appOrigin}, []string{"Grpc-Status, Grpc-Message, Grpc-Status-Details-Bin"}
+
+// floorHeaders is the floor's whole CORS work: read Origin and write Vary,
+// and for the allowed origin ACAO and ACEH, from precomputed values.
+func floorHeaders(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header["Origin"]
+	hdr := w.Header()
+	hdr["Vary"] = varyOrigin
+	if len(origin) == 1 && origin[0] == appOrigin {
+		hdr["Access-Control-Allow-Origin"] = floorACAO
+		hdr["Access-Control-Expose-Headers"] = floorACEH
+	}
 }
 
 // guardWriter is floor+guard's writer: at WriteHeader it checks that the
