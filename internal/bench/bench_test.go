@@ -111,6 +111,7 @@ func TestSmoke(t *testing.T) {
 		{protocol: protoGRPCWebH1, target: targetGRPCWebProxy},
 		{protocol: protoGRPCWebH2TLS, target: targetGRPCWebProxy},
 		{protocol: protoGRPCH2C, target: targetRevProxy},
+		{protocol: protoGRPCH2C, target: targetGRPCProxy},
 		{protocol: protoConnectH1, target: targetDirect},
 		{protocol: protoGRPCH2TLS, target: targetDirect},
 		{protocol: protoGRPCH2C, target: targetNative},
@@ -135,16 +136,24 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	// Every check of the targets found its cells, except those that
-	// divide by a CPU time a smoke cell may not have ticked.
+	// divide by a CPU time a smoke cell may not have ticked, and the
+	// pass-through check shows its floor.
+	floors := 0
 	for _, g := range rep.goals() {
 		if len(g.rows) == 0 {
 			t.Errorf("goal %q: no cells", g.name)
 		}
 		for _, r := range g.rows {
-			if r.met == nil && r.measured != "no CPU measured" {
+			if r.met == nil && !r.floor && r.measured != "no CPU measured" {
 				t.Errorf("goal %q, %s: %s", g.name, r.cell, r.measured)
 			}
+			if r.floor {
+				floors++
+			}
 		}
+	}
+	if floors != len(rep.goalConcs()) {
+		t.Errorf("%d floor rows, want one per goal concurrency %v", floors, rep.goalConcs())
 	}
 	for _, want := range []string{
 		"### The issue's targets", "### Unary", "### Latency at low load", "### The backend hop alone",
@@ -230,7 +239,7 @@ func TestParseFlags(t *testing.T) {
 			name: "defaults",
 			args: nil,
 			check: func(c config) bool {
-				return c.rounds == 3 && slices.Equal(c.concurrency, []int{1, 16, 64}) && len(c.targets) == 7 &&
+				return c.rounds == 3 && slices.Equal(c.concurrency, []int{1, 16, 64}) && slices.Equal(c.targets, allTargets) && len(c.targets) == 8 &&
 					len(c.memTargets) == 5 && len(c.protocols) == 9 && c.handshakeC == 16 &&
 					slices.Equal(c.handshakeP, []string{protoGRPCWebH1TLS, protoGRPCWebH2TLS})
 			},

@@ -27,13 +27,14 @@ import (
 // The bench re-executes itself with childEnv set to one of these roles.
 const (
 	childEnv        = "CORSGATE_BENCH_CHILD"
-	childBackendEnv = "CORSGATE_BENCH_BACKEND" // the backend address, for roleRevProxy and roleHop
+	childBackendEnv = "CORSGATE_BENCH_BACKEND" // the backend address, for roleRevProxy, roleHop and roleGRPCProxy
 
-	roleBackend  = "backend"  // greetd's grpc-go server
-	roleRevProxy = "revproxy" // httputil.ReverseProxy over h2c to the backend
-	roleDirect   = "direct"   // connect-go handler serving the service itself, plain and TLS
-	roleFloor    = "floor"    // canned gRPC-Web answers, plain and TLS (floor.go)
-	roleHop      = "hop"      // calls the backend as the gateway does, on command (floor.go)
+	roleBackend   = "backend"   // greetd's grpc-go server
+	roleRevProxy  = "revproxy"  // httputil.ReverseProxy over h2c to the backend
+	roleDirect    = "direct"    // connect-go handler serving the service itself, plain and TLS
+	roleFloor     = "floor"     // canned gRPC-Web answers, plain and TLS (floor.go)
+	roleHop       = "hop"       // calls the backend as the gateway does, on command (floor.go)
+	roleGRPCProxy = "grpcproxy" // the pass-through floor: a gRPC proxy on grpc-go alone (grpcproxy.go)
 )
 
 // runChild serves role on 127.0.0.1 until SIGTERM, SIGINT or EOF on stdin
@@ -66,6 +67,11 @@ func runChild(role string, out io.Writer) error {
 			return err
 		}
 		return greetd.Serve(ctx, greetd.NewServer(nil), lis, time.Second, logger)
+	case roleGRPCProxy:
+		if err := printAddrs(out, addrs); err != nil {
+			return err
+		}
+		return serveGRPCProxy(ctx, os.Getenv(childBackendEnv), lis)
 	case roleDirect, roleFloor:
 		if role == roleDirect {
 			mux := http.NewServeMux()

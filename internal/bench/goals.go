@@ -15,11 +15,12 @@ import (
 // set at.
 var goalConcurrency = []int{16, 64}
 
-// goalRow is one check of one cell.
+// goalRow is one check of one cell, or the floor the check is read against.
 type goalRow struct {
 	cell     string
 	measured string
-	met      *bool // nil: not measured
+	met      *bool // nil: not measured, or a floor
+	floor    bool  // a reference figure, not a check: counts neither way
 }
 
 // goal is one target of the issue and its checks.
@@ -34,6 +35,12 @@ func (g *goal) add(cell, measured string, met bool) {
 
 func (g *goal) missing(cell, why string) {
 	g.rows = append(g.rows, goalRow{cell: cell, measured: why})
+}
+
+// floorRow adds the floor's figure for a cell: what the cheapest design
+// reaches, against which the check is read.
+func (g *goal) floorRow(cell, measured string) {
+	g.rows = append(g.rows, goalRow{cell: cell, measured: measured, floor: true})
 }
 
 // goalConcs returns the goal concurrencies this run measured; when it
@@ -147,6 +154,19 @@ func (rep *report) goals() []*goal {
 			ratio(pass, pname, conc, targetNative, protoGRPCH2C, rateRatio, func(x float64) bool { return x >= 0.6 })
 		}
 	}
+	// The floor: the cheapest gRPC proxy on grpc-go, against the same native
+	// cells.
+	if measured(protoGRPCH2C) {
+		for _, conc := range concs {
+			r, base := rep.cell(targetGRPCProxy, protoGRPCH2C, conc), rep.cell(targetNative, protoGRPCH2C, conc)
+			if r == nil || base == nil {
+				continue
+			}
+			if x, ok := rateRatio(r, base); ok {
+				pass.floorRow(fmt.Sprintf("%s c=%d, %s (the floor)", protoGRPCH2C, conc, targetGRPCProxy), fmt.Sprintf("%.2f×", x))
+			}
+		}
+	}
 
 	p50 := &goal{name: "p50 added over direct at concurrency 1 ≤ 100 µs"}
 	if slices.Contains(rep.cfg.concurrency, 1) {
@@ -186,6 +206,7 @@ func (rep *report) goalsSection(b *strings.Builder) {
 	for _, g := range goals {
 		for _, r := range g.rows {
 			switch {
+			case r.floor:
 			case r.met == nil:
 				unknown++
 			case *r.met:
@@ -211,6 +232,9 @@ func (rep *report) goalsSection(b *strings.Builder) {
 				name = g.name
 			}
 			verdict := "—"
+			if r.floor {
+				verdict = "floor"
+			}
 			if r.met != nil {
 				verdict = "met"
 				if !*r.met {

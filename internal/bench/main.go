@@ -91,7 +91,7 @@ type config struct {
 }
 
 // allTargets lists the targets in the order the tables show them.
-var allTargets = []string{targetCorsgate, targetGRPCWebProxy, targetRevProxy, targetDirect, targetNative, targetFloor, targetHop}
+var allTargets = []string{targetCorsgate, targetGRPCWebProxy, targetRevProxy, targetDirect, targetNative, targetGRPCProxy, targetFloor, targetHop}
 
 // streamTargets are the targets of the memory case: those that serve streams.
 var streamTargets = []string{targetCorsgate, targetGRPCWebProxy, targetRevProxy, targetDirect, targetNative}

@@ -20,6 +20,7 @@ const (
 	targetNative       = "native"
 	targetFloor        = "floor"
 	targetHop          = "hop"
+	targetGRPCProxy    = "grpcproxy"
 )
 
 // candidates lists, per target, the protocols it is meant to speak; the
@@ -35,8 +36,9 @@ var candidates = map[string][]string{
 	targetRevProxy:     {protoGRPCH2C},
 	targetDirect: {protoGRPCWebH1, protoConnectH1, protoGRPCH2C, protoConnectH2C, protoGRPCWebH2C,
 		protoGRPCWebH1TLS, protoConnectH1TLS, protoGRPCWebH2TLS, protoConnectH2TLS, protoGRPCH2TLS},
-	targetNative: {protoGRPCH2C},
-	targetFloor:  {protoGRPCWebH1, protoGRPCWebH2TLS},
+	targetNative:    {protoGRPCH2C},
+	targetFloor:     {protoGRPCWebH1, protoGRPCWebH2TLS},
+	targetGRPCProxy: {protoGRPCH2C},
 }
 
 // streams reports whether a target serves streams (the streaming and memory
@@ -53,6 +55,7 @@ var describe = map[string]string{
 	targetDirect:       "connect-go handler serving the service itself (no gateway, no backend), plain TCP and TLS in one process; figures are that server, service work included",
 	targetNative:       "the grpc-go backend called directly; figures are the backend, service work included",
 	targetFloor:        "net/http server answering every request, after reading its body, with a canned gRPC-Web answer (the headers, the 1 KiB message, grpc-status 0) and no backend, plain TCP and TLS in one process; figures are that server",
+	targetGRPCProxy:    "the gRPC pass-through floor: a transparent gRPC proxy on grpc-go alone (its server transport, a raw codec keeping each message in the buffers it arrived in, an unknown-service handler, one grpc-go client connection to the backend) with no routing, limits or metrics; figures are the proxy process",
 	targetHop:          "the backend hop alone: a process calling the grpc-go backend through the gateway's HTTP/2 client (internal/h2client) as the gateway does, driven by the bench; figures are the calling process",
 }
 
@@ -126,8 +129,8 @@ func startTarget(ctx context.Context, name string, backend *proc, backendAddrs c
 	case targetNative:
 		t.plain, _ = childEndpoints(backend, backendAddrs)
 		t.heap, t.heapLabel = expvarHeap(backendAddrs.Debug), "runtime.MemStats.HeapInuse (expvar)"
-	case targetDirect, targetRevProxy, targetFloor, targetHop:
-		role := map[string]string{targetDirect: roleDirect, targetRevProxy: roleRevProxy, targetFloor: roleFloor, targetHop: roleHop}[name]
+	case targetDirect, targetRevProxy, targetFloor, targetHop, targetGRPCProxy:
+		role := map[string]string{targetDirect: roleDirect, targetRevProxy: roleRevProxy, targetFloor: roleFloor, targetHop: roleHop, targetGRPCProxy: roleGRPCProxy}[name]
 		p, a, err := startChild(ctx, role, append(cert.env(), childBackendEnv+"="+backendAddrs.Addr)...)
 		if err != nil {
 			return nil, err
